@@ -1,0 +1,164 @@
+"""Evaluation of trained models, and the arrays the app needs.
+
+CLI::
+
+    python -m explorer.evaluate checkpoints/mnist/*.safetensors --json
+
+prints one JSON object per checkpoint with ``name, model, dataset, latent_dim, test_mse, kl,
+drift_kl, active_units, sigma2, coverage``. See :func:`evaluate` for the definitions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .data import load_dataset
+from .losses import kl_gaussians, kl_std_normal, squared_error
+from .metrics import active_units, mmd_rbf, prdc
+from .models import LatentModel
+from .projection import Projection
+
+N_APP = 2000  # test images / prior samples precomputed for the app and the coverage metric
+
+
+@torch.no_grad()
+def batched(fn, x: torch.Tensor, batch_size: int = 1000, device: torch.device | str = "cpu"):
+    """Apply ``fn`` to ``x`` in batches on ``device``; concatenates tensor outputs (or tuples of them) on CPU."""
+    outs = []
+    for i in range(0, len(x), batch_size):
+        out = fn(x[i:i + batch_size].to(device))
+        outs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu())
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outs))
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def drift(model: LatentModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Encode -> decode -> encode: ``x (B, C, H, W)`` -> dict of ``(B, d)`` / ``(B,)`` tensors.
+
+    x' = decode(mu(x)); returns ``mu, logvar, mu2, logvar2`` and per-image ``drift_kl`` =
+    KL(q(z'|x') || q(z|x)) in nats (seed 003, Fig. 3) and ``drift_sq`` = ||mu2 - mu||^2.
+    """
+    mu, logvar = model.posterior(x)
+    mu2, logvar2 = model.posterior(model.decode(mu))
+    return {"mu": mu, "logvar": logvar, "mu2": mu2, "logvar2": logvar2,
+            "drift_kl": kl_gaussians(mu2, logvar2, mu, logvar), "drift_sq": (mu2 - mu).pow(2).sum(1)}
+
+
+@torch.no_grad()
+def evaluate(model: LatentModel, dataset: str, name: str = "", device: str | torch.device = "cpu",
+             n_coverage: int = N_APP, seed: int = 0) -> dict:
+    """Metrics of a model on the full test split of ``dataset``.
+
+    - ``test_mse``: per-image sum of squared errors on [0, 1] pixels, z = encoder mean, mean
+      over the 10k test images (the MSE column of seed 002 Table 3);
+    - ``kl``: mean KL(q(z|x) || N(0, I)), nats;
+    - ``drift_kl``: mean KL(q(z'|x') || q(z|x)), x' = decode(encode(x)), nats (seed 003 Fig. 3);
+    - ``drift_sq``: mean ||z' - z||^2 between posterior means;
+    - ``active_units``: Burda et al. (2016), Cov_x(E[z]) > 0.01;
+    - ``sigma2``: the model's learned sigma_x^2 (mean over pixels), or null when fixed;
+    - ``coverage``: precision/recall/density/coverage (k = 5) and RBF MMD^2 between
+      ``n_coverage`` prior samples and the encoder means of the first ``n_coverage`` test
+      images, in the full d-dimensional latent space.
+    """
+    model = model.to(device).eval()
+    x, _ = load_dataset(dataset, "test")
+    terms = batched(lambda b: _eval_batch(model, b), x, device=device)
+    sse, kl, dkl, dsq, mu = terms
+    gen = torch.Generator().manual_seed(seed)
+    prior = model.sample(n_coverage, "prior", generator=gen).cpu()
+    cov = prdc(mu[:n_coverage], prior, k=5)
+    cov["mmd"] = mmd_rbf(mu[:n_coverage], prior)
+    return {
+        "name": name, "model": model.family, "dataset": dataset, "latent_dim": model.latent_dim,
+        "test_mse": float(sse.mean()), "kl": float(kl.mean()), "drift_kl": float(dkl.mean()),
+        "drift_sq": float(dsq.mean()), "active_units": active_units(mu), "sigma2": model.sigma2_estimate(),
+        "coverage": cov,
+    }
+
+
+def _eval_batch(model: LatentModel, x: torch.Tensor):
+    d = drift(model, x)
+    sse = squared_error(x, model.decode(d["mu"]))
+    return sse, kl_std_normal(d["mu"], d["logvar"]), d["drift_kl"], d["drift_sq"], d["mu"]
+
+
+@torch.no_grad()
+def app_arrays(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 0, device: str | torch.device = "cpu",
+               umap: bool = True) -> dict[str, torch.Tensor]:
+    """Arrays the app shows without recomputation, for the first ``n`` test images.
+
+    Returns a dict of float32/int64 tensors:
+    ``test_mu (n, d)``, ``test_labels (n,)``, ``drift_mu (n, d)`` (z' of each test image),
+    ``drift_kl (n,)``, and ``S (n, d)`` codes for each sampler S in ``model.samplers`` (``prior``,
+    ``gmm``); for each projection P in (pca, umap) and for identity when d = 2: ``P_test (n, 2)``,
+    ``P_drift (n, 2)`` and ``P_S (n, 2)`` for each sampler; and the PCA
+    map ``pca_mean (d,)``, ``pca_components (2, d)``. UMAP is fitted on ``test_mu`` and the
+    prior samples and z' are placed with ``transform``.
+    """
+    model = model.to(device).eval()
+    x, y = load_dataset(dataset, "test", limit=n)
+    d = batched(lambda b: tuple(drift(model, b)[k] for k in ("mu", "mu2", "drift_kl")), x, device=device)
+    mu, mu2, dkl = d
+    gen = torch.Generator().manual_seed(seed)
+    samples = {s: model.sample(n, s, generator=gen).cpu() for s in model.samplers}
+    out = {"test_mu": mu, "test_labels": y.clone(), "drift_mu": mu2, "drift_kl": dkl, **samples}
+    methods = ["pca"] + (["umap"] if umap else []) + (["identity"] if model.latent_dim == 2 else [])
+    for method in methods:
+        proj = Projection(method, random_state=seed)
+        out[f"{method}_test"] = torch.from_numpy(proj.fit_transform(mu))
+        for s, codes in samples.items():
+            out[f"{method}_{s}"] = torch.from_numpy(proj.transform(codes))
+        out[f"{method}_drift"] = torch.from_numpy(proj.transform(mu2))
+        if method == "pca":
+            mean, comps = proj.linear_map()
+            out["pca_mean"], out["pca_components"] = torch.from_numpy(mean), torch.from_numpy(comps)
+    return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+
+
+@torch.no_grad()
+def fit_gmm(model: LatentModel, dataset: str, limit: int | None = None, seed: int = 0,
+            device: str | torch.device = "cpu") -> None:
+    """Fit the model's GMM sampler (10 components) on encoder means of the training split."""
+    x, _ = load_dataset(dataset, "train", limit=limit)
+    model.to(device).eval()
+    mu = batched(model.encode, x, device=device)
+    model.gmm.fit(mu, seed=seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m explorer.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("paths", nargs="+", type=Path, help="checkpoint files (.safetensors)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per checkpoint")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = p.parse_args(argv)
+    rc = 0
+    for path in args.paths:
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        meta = ckpt.meta
+        res = evaluate(ckpt.model, meta.get("dataset", "mnist"), name=meta.get("name", path.stem), device=args.device)
+        if args.json:
+            print(json.dumps(res), flush=True)
+        else:
+            c = res["coverage"]
+            s2 = "-" if res["sigma2"] is None else f"{res['sigma2']:.4g}"
+            print(f"{res['dataset']:>13} {res['name']:<16} mse {res['test_mse']:7.2f}  kl {res['kl']:7.2f}  "
+                  f"drift_kl {res['drift_kl']:7.3f}  AU {res['active_units']:2d}  sigma2 {s2:>8}  "
+                  f"coverage {c['coverage']:.3f}  density {c['density']:.3f}  mmd {c['mmd']:.4f}", flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

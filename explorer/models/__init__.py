@@ -1,0 +1,46 @@
+"""Model families (one file each) and the name -> class registry.
+
+``MODELS`` maps a family name to its class (the class carries its dataclass config as
+``config_class``); ``ZOO`` maps each shipped checkpoint name to the family and config
+overrides that produce it. Both feed ``train.py``'s argparse ``choices=``.
+"""
+from __future__ import annotations
+
+from .ar_elbo import ARELBO, ARELBOConfig
+from .base import LatentModel, ModelConfig
+from .consistency import ConsistencyVAE, ConsistencyVAEConfig
+from .vae import VAE, VAEConfig
+
+MODELS: dict[str, type[LatentModel]] = {cls.family: cls for cls in (VAE, ARELBO, ConsistencyVAE)}
+
+ZOO: dict[str, tuple[str, dict]] = {
+    "vae": ("vae", {}),
+    "beta-vae": ("vae", {"beta": 4.0}),
+    "ar-elbo-iso-i": ("ar-elbo", {"variance": "iso-i"}),
+    "ar-elbo-iso-d": ("ar-elbo", {"variance": "iso-d"}),
+    "ar-elbo-diag-i": ("ar-elbo", {"variance": "diag-i"}),
+    "ar-elbo-diag-d": ("ar-elbo", {"variance": "diag-d"}),
+    "consistency-vae": ("consistency-vae", {"alpha": 1.0}),
+    "vae-2d": ("vae", {"latent_dim": 2}),
+}
+
+
+def model_class(family: str) -> type[LatentModel]:
+    """The class registered under ``family``. Raises ValueError naming the allowed families."""
+    if family not in MODELS:
+        raise ValueError(f"unknown model family {family!r}; choose one of {sorted(MODELS)}")
+    return MODELS[family]
+
+
+def build_model(family: str, **config) -> LatentModel:
+    """Construct a fresh model: ``build_model("ar-elbo", variance="iso-d", latent_dim=16)``.
+
+    Raises:
+        ValueError: unknown family or config field, or an invalid config value.
+    """
+    cls = model_class(family)
+    return cls(cls.config_class.from_dict(config))
+
+
+__all__ = ["MODELS", "ZOO", "LatentModel", "ModelConfig", "VAE", "VAEConfig", "ARELBO", "ARELBOConfig",
+           "ConsistencyVAE", "ConsistencyVAEConfig", "build_model", "model_class"]

@@ -1,0 +1,157 @@
+"""Base class and shared config for every latent-variable model in the explorer.
+
+Public API (later issues and outside users rely on it):
+
+- ``model.latent_dim``: d.
+- ``model.encode(x)``: ``(B, C, H, W)`` in [0, 1] -> posterior mean ``(B, d)``.
+- ``model.posterior(x)``: ``(mu, logvar)``, each ``(B, d)`` (Gaussian encoders).
+- ``model.decode(z)``: ``(B, d)`` -> decoder mean ``(B, C, H, W)`` in [0, 1].
+- ``model.sample(n, sampler="prior")``: ``(n, d)`` latent codes.
+- ``model.samplers``: the sampler names this model offers (``prior``, plus ``gmm`` once fitted).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from ..nets import build_nets
+from ..samplers import GaussianMixtureSampler
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model family shares. Family configs subclass it.
+
+    Attributes:
+        latent_dim: d, the latent size.
+        profile: architecture profile, ``small`` or ``paper`` (see :mod:`explorer.nets`).
+        image_shape: ``(C, H, W)`` of the data.
+    """
+
+    latent_dim: int = 16
+    profile: str = "small"
+    image_shape: tuple = (1, 28, 28)
+
+    def __post_init__(self):
+        self.image_shape = tuple(int(v) for v in self.image_shape)
+        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {self.latent_dim!r}")
+
+    def default_name(self) -> str:
+        """The checkpoint name this configuration is shipped under (e.g. ``vae-2d``)."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_shape"] = list(self.image_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Build from a plain dict; unknown keys raise ValueError naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no fields {unknown}; allowed: {sorted(names)}")
+        return cls(**d)
+
+
+class LatentModel(nn.Module):
+    """A VAE-family model with a Gaussian encoder q(z|x) = N(mu(x), diag exp(logvar(x))).
+
+    Subclasses implement :meth:`loss`. ``family`` is the registry name.
+    """
+
+    family: str = ""
+    config_class = ModelConfig
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder, self.decoder = build_nets(config.profile, config.image_shape, 2 * config.latent_dim,
+                                                config.latent_dim)
+        self.gmm = GaussianMixtureSampler(config.latent_dim)
+
+    # ---- public API -------------------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.config.image_shape)
+
+    def _check_images(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"expected images of shape (B, {', '.join(map(str, self.image_shape))}), "
+                             f"got {tuple(x.shape)}")
+
+    def _check_latents(self, z: torch.Tensor) -> None:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected latents of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gaussian posterior q(z|x): ``(B, C, H, W)`` -> ``(mu, logvar)``, each ``(B, d)``.
+
+        Raises:
+            ValueError: ``x`` does not have the model's image shape.
+        """
+        self._check_images(x)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior mean E_q[z|x]: ``(B, C, H, W)`` in [0, 1] -> ``(B, d)``."""
+        return self.posterior(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder mean: ``(B, d)`` -> ``(B, C, H, W)`` in [0, 1].
+
+        Raises:
+            ValueError: ``z`` is not ``(B, latent_dim)``.
+        """
+        self._check_latents(z)
+        return torch.sigmoid(self.decoder(z))
+
+    @property
+    def samplers(self) -> list[str]:
+        """Names accepted by :meth:`sample`."""
+        return ["prior"] + (["gmm"] if self.gmm.is_fitted else [])
+
+    def sample(self, n: int, sampler: str = "prior", generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` latent codes, ``(n, d)``, from the prior N(0, I) or the fitted GMM.
+
+        Raises:
+            ValueError: ``sampler`` is not in :attr:`samplers`, or ``n`` is not positive.
+        """
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        if sampler not in self.samplers:
+            raise ValueError(f"model offers samplers {self.samplers}, not {sampler!r}")
+        if sampler == "gmm":
+            return self.gmm.sample(n, generator=generator)
+        dev = next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator).to(dev)
+
+    # ---- training ---------------------------------------------------------------------------
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) (Kingma & Welling 2014)."""
+        return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training objective on a batch ``(B, C, H, W)``.
+
+        Returns a dict with ``loss`` (the scalar to minimise, batch mean of per-image nats)
+        and every term apart (``rec``, ``kl``, extra terms, ``sigma2`` where learned), all scalars.
+        """
+        raise NotImplementedError
+
+    def on_step(self, terms: dict[str, torch.Tensor]) -> None:
+        """Hook after each optimiser step (AR-ELBO stores its sigma_x^2 estimate here)."""
+
+    def sigma2_estimate(self) -> float | None:
+        """Current scalar sigma_x^2 (mean over pixels where it is a vector); None when fixed by design."""
+        return None

@@ -1,0 +1,82 @@
+"""Encoder and decoder networks for the two architecture profiles.
+
+- ``small``: a CPU-friendly conv net (about 0.35M parameters at d = 16 on 28x28), used by
+  the shipped checkpoints.
+- ``paper``: the MNIST architecture of AR-ELBO (seed 002) App. J.1, after Chen et al. (2016):
+  encoder Conv64-Conv128 (5x5, stride 2) - FC1024 - BN - FC 2d; decoder FC1024 - BN -
+  FC 128x7x7 - BN - ConvT64 - BN - ConvT1 - sigmoid.
+
+Encoders map ``(B, C, H, W)`` to ``(B, out_dim)``; decoders map ``(B, d)`` to
+``(B, C, H, W)`` logits (the model applies the sigmoid). Both profiles need H = W divisible by 4.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+PROFILES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {}
+
+
+def register_profile(name: str):
+    def wrap(fn):
+        PROFILES[name] = fn
+        return fn
+    return wrap
+
+
+def _check_shape(shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    c, h, w = shape
+    if h != w or h % 4:
+        raise ValueError(f"image shape {shape} is not supported: need square images with side divisible by 4")
+    return c, h, w
+
+
+@register_profile("small")
+def small_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    """Small conv encoder/decoder: 32-64-128 channels, 4x4 stride-2 convs, no batch norm."""
+    c, h, _ = _check_shape(image_shape)
+    s = h // 8 + (1 if h % 8 else 0)  # 28 -> 14 -> 7 -> 4
+    encoder = nn.Sequential(
+        nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(64, 128, 3, 2, 1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(128 * s * s, enc_out),
+    )
+    out_pad = 0 if (h // 4) % 2 else 1  # 7 -> ... : 4 -> 7 needs no output padding, 8 -> 16 needs one
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 128 * s * s), nn.ReLU(),
+        nn.Unflatten(1, (128, s, s)),
+        nn.ConvTranspose2d(128, 64, 3, 2, 1, output_padding=out_pad), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+        nn.ConvTranspose2d(32, c, 4, 2, 1),
+    )
+    return encoder, decoder
+
+
+@register_profile("paper")
+def paper_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    """AR-ELBO App. J.1 (MNIST) architecture; 5x5 stride-2 (de)convolutions."""
+    c, h, _ = _check_shape(image_shape)
+    s = h // 4
+    encoder = nn.Sequential(
+        nn.Conv2d(c, 64, 5, 2, 2), nn.ReLU(),
+        nn.Conv2d(64, 128, 5, 2, 2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(128 * s * s, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
+        nn.Linear(1024, enc_out),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
+        nn.Linear(1024, 128 * s * s), nn.BatchNorm1d(128 * s * s), nn.ReLU(),
+        nn.Unflatten(1, (128, s, s)),
+        nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, c, 5, 2, 2, output_padding=1),
+    )
+    return encoder, decoder
+
+
+def build_nets(profile: str, image_shape: tuple[int, int, int], enc_out: int, latent_dim: int):
+    """Build ``(encoder, decoder)`` for ``profile``. Raises ValueError for an unknown profile."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown architecture profile {profile!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[profile](tuple(image_shape), enc_out, latent_dim)

@@ -1,0 +1,162 @@
+"""Train Latent Explorer models and write self-describing checkpoints.
+
+    python train.py --model vae --dataset mnist --epochs 1 --limit 2000 --out /tmp/x
+    python train.py --model ar-elbo --variance iso-d --dataset fashion-mnist
+    python train.py --all --dataset mnist            # the whole zoo for a dataset
+
+Writes ``OUT/<dataset>/<name>.safetensors`` (see explorer/checkpoint.py). This script only
+parses arguments and calls the library.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from explorer.checkpoint import EXT, save
+from explorer.data import DATASETS, dataset_info, load_dataset
+from explorer.evaluate import app_arrays, evaluate, fit_gmm
+from explorer.losses import VARIANCES
+from explorer.models import MODELS, ZOO, model_class
+from explorer.nets import PROFILES
+from explorer.training import TrainConfig, TrainingDiverged, resolve_device, train
+
+# CLI option -> model config field; only options the user gave are passed on.
+CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
+                  "profile": "profile"}
+PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", choices=sorted(MODELS), help="model family")
+    what.add_argument("--all", action="store_true", help=f"train the whole zoo: {', '.join(ZOO)}")
+    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p.add_argument("--name", help="checkpoint name (default: derived from the config, e.g. ar-elbo-iso-d)")
+    p.add_argument("--variance", choices=VARIANCES, help="AR-ELBO variance parameterization (seed 002 Table 2)")
+    p.add_argument("--beta", type=float, help="KL weight (vae family)")
+    p.add_argument("--alpha", type=float, help="consistency-loss weight (consistency-vae)")
+    p.add_argument("--latent-dim", type=int, help="d (default 16)")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="architecture profile (default small)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its resume file")
+    p.add_argument("--no-umap", action="store_true", help="skip the UMAP projection (faster smoke runs)")
+    p.add_argument("--out", type=Path, default=Path("checkpoints"))
+    return p.parse_args(argv)
+
+
+def git_commit() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parent).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | None = None) -> dict | None:
+    """Train one model, evaluate it and write its checkpoint. Returns the metrics (None if skipped)."""
+    cls = model_class(family)
+    info = dataset_info(args.dataset)
+    config = cls.config_class.from_dict({**overrides, "image_shape": info.shape})
+    name = name or args.name or config.default_name()
+    out = args.out / args.dataset / f"{name}{EXT}"
+    resume = out.with_suffix(".resume.pt")
+    if args.resume and out.is_file() and not resume.is_file():
+        print(f"[{name}] {out} is complete; nothing to resume")
+        return None
+    if not args.resume:
+        resume.unlink(missing_ok=True)
+    device = resolve_device(args.device)
+    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit)
+    torch.manual_seed(args.seed)
+    model = cls(config)
+    images, _ = load_dataset(args.dataset, "train", limit=args.limit)
+    print(f"[{name}] {family} {config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
+    t0 = time.time()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    history = train(model, images, tcfg, device=device, resume_path=resume,
+                    log=lambda s: print(f"[{name}] {s}", flush=True))
+    train_seconds = time.time() - t0
+    fit_gmm(model, args.dataset, limit=args.limit, seed=args.seed, device=device)
+    metrics = evaluate(model, args.dataset, name=name, device=device, seed=args.seed)
+    arrays = app_arrays(model, args.dataset, seed=args.seed, device=device, umap=not args.no_umap)
+    meta = {
+        "name": name, "dataset": args.dataset, "family": family,
+        "command": "python train.py " + shlex.join(sys.argv[1:]), "seed": args.seed,
+        "device": device_description(device), "started_at": started,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - t0, 1),
+        "git_commit": git_commit(), "versions": versions(), "train": tcfg.to_dict(),
+        "metrics": metrics, "history": history,
+    }
+    save(model.cpu(), out, meta=meta, arrays=arrays)
+    resume.unlink(missing_ok=True)
+    print(f"[{name}] wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {meta['wall_seconds']} s: "
+          f"test_mse {metrics['test_mse']:.2f} kl {metrics['kl']:.2f} drift_kl {metrics['drift_kl']:.3f} "
+          f"AU {metrics['active_units']}", flush=True)
+    return metrics
+
+
+def _accepted(family: str, options: dict) -> dict:
+    names = {f.name for f in dataclasses.fields(model_class(family).config_class)}
+    return {k: v for k, v in options.items() if k in names}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    given = {field: getattr(args, opt) for opt, field in CONFIG_OPTIONS.items() if getattr(args, opt) is not None}
+    if args.all:  # the zoo entry's own settings win; shared options apply where the family has them
+        jobs = [(family, {**_accepted(family, given), **over}, name) for name, (family, over) in ZOO.items()]
+    else:
+        jobs = [(args.model, given, None)]
+    if args.all and args.name:
+        print("error: --name cannot be used with --all", file=sys.stderr)
+        return 2
+    for family, overrides, name in jobs:
+        try:
+            run_one(family, overrides, args, name=name)
+        except TrainingDiverged as e:
+            print(f"error: training diverged: {e}", file=sys.stderr)
+            return 1
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
