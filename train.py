@@ -57,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its resume file")
     p.add_argument("--no-umap", action="store_true", help="skip the UMAP projection (faster smoke runs)")
     p.add_argument("--out", type=Path, default=Path("checkpoints"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.command = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def git_commit() -> str:
@@ -116,7 +118,7 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     arrays = app_arrays(model, args.dataset, seed=args.seed, device=device, umap=not args.no_umap)
     meta = {
         "name": name, "dataset": args.dataset, "family": family,
-        "command": "python train.py " + shlex.join(sys.argv[1:]), "seed": args.seed,
+        "command": args.command, "seed": args.seed,
         "device": device_description(device), "started_at": started,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - t0, 1),
@@ -146,15 +148,19 @@ def main(argv=None) -> int:
     if args.all and args.name:
         print("error: --name cannot be used with --all", file=sys.stderr)
         return 2
+    failed = []
     for family, overrides, name in jobs:
         try:
             run_one(family, overrides, args, name=name)
-        except TrainingDiverged as e:
-            print(f"error: training diverged: {e}", file=sys.stderr)
-            return 1
+        except TrainingDiverged as e:  # keep going through the zoo; report at the end
+            print(f"error: {name or family}: training diverged: {e}", file=sys.stderr)
+            failed.append(name or family)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    if failed:
+        print(f"error: diverged: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -136,10 +136,15 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m explorer.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("paths", nargs="+", type=Path, help="checkpoint files (.safetensors)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per checkpoint")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON object per checkpoint")
+    fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args(argv)
     rc = 0
+    if args.markdown:
+        print("| dataset | model | test MSE | KL | drift KL | AU | σx² | prior coverage | prior density | MMD² |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path in args.paths:
         try:
             ckpt = load_checkpoint(path)
@@ -149,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         meta = ckpt.meta
         res = evaluate(ckpt.model, meta.get("dataset", "mnist"), name=meta.get("name", path.stem), device=args.device)
+        c = res["coverage"]
+        s2 = "-" if res["sigma2"] is None else f"{res['sigma2']:.4g}"
         if args.json:
             print(json.dumps(res), flush=True)
+        elif args.markdown:
+            print(f"| {res['dataset']} | {res['name']} | {res['test_mse']:.2f} | {res['kl']:.2f} | "
+                  f"{res['drift_kl']:.3f} | {res['active_units']} | {s2} | {c['coverage']:.3f} | "
+                  f"{c['density']:.3f} | {c['mmd']:.4f} |", flush=True)
         else:
-            c = res["coverage"]
-            s2 = "-" if res["sigma2"] is None else f"{res['sigma2']:.4g}"
             print(f"{res['dataset']:>13} {res['name']:<16} mse {res['test_mse']:7.2f}  kl {res['kl']:7.2f}  "
                   f"drift_kl {res['drift_kl']:7.3f}  AU {res['active_units']:2d}  sigma2 {s2:>8}  "
                   f"coverage {c['coverage']:.3f}  density {c['density']:.3f}  mmd {c['mmd']:.4f}", flush=True)

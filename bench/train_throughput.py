@@ -1,0 +1,48 @@
+"""Training throughput (images/s) per model on the device it runs on, measured after warm-up.
+
+    python bench/train_throughput.py [--device auto] [--batch-size 128] [--steps 30] [--profile small]
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from explorer.data import load_dataset  # noqa: E402
+from explorer.models import ZOO, build_model  # noqa: E402
+from explorer.training import resolve_device, train_step  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--profile", default="small")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    x = load_dataset("mnist", "train", limit=args.batch_size * 8)[0].to(device)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, profile {args.profile}")
+    for name, (family, over) in ZOO.items():
+        torch.manual_seed(0)
+        model = build_model(family, **{**over, "profile": args.profile}).to(device).train()
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        batches = x.split(args.batch_size)
+        for i in range(args.warmup):
+            train_step(model, opt, batches[i % len(batches)])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for i in range(args.steps):
+            train_step(model, opt, batches[i % len(batches)])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        secs = time.perf_counter() - t0
+        print(f"{name:<16} {args.steps * args.batch_size / secs:9.0f} images/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

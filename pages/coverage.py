@@ -1,0 +1,70 @@
+"""Coverage: prior (or GMM) samples against encoder means, side by side across models."""
+import numpy as np
+import streamlit as st
+
+from explorer.metrics import mmd_rbf, prdc
+from ui.common import (PROJECTIONS, axis_titles, checkpoints, class_names, coverage_markdown, current_dataset,
+                       ensure_navigation, get_model, pick_models)
+from ui.plots import latent_scatter, shared_ranges
+
+ensure_navigation()
+dataset = current_dataset()
+st.title("Coverage: prior vs encoder")
+st.caption("Encoder means of 2,000 test images (coloured by class) and 2,000 codes from the chosen sampler, in one "
+           "2-D projection per model, fitted on the encoder means. Axes are shared across the models shown.")
+
+names = pick_models(dataset, key="coverage_models")
+c1, c2, c3 = st.columns([2, 2, 1])
+projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+                      key="coverage_projection")
+sampler = c2.radio("Sampler", ["prior", "gmm"], horizontal=True, key="coverage_sampler",
+                   format_func={"prior": "prior N(0, I)", "gmm": "GMM-10 on train codes"}.get)
+per_row = c3.number_input("Plots per row", 1, 6, 3, key="coverage_per_row")
+
+
+@st.cache_data(show_spinner="Computing coverage ...")
+def coverage_numbers(dataset: str, name: str, sampler: str) -> dict:
+    ok, _ = checkpoints(dataset)
+    meta = ok[name]["meta"]
+    if sampler == "prior" and "coverage" in meta.get("metrics", {}):
+        return meta["metrics"]["coverage"]
+    a = get_model(dataset, name).arrays
+    out = prdc(a["test_mu"], a[sampler], k=5)
+    out["mmd"] = mmd_rbf(a["test_mu"], a[sampler])
+    return out
+
+
+panels = []
+for name in names:
+    model = get_model(dataset, name)
+    if model is None:
+        continue
+    a = model.arrays
+    proj = projection if f"{projection}_test" in a else "pca"
+    samp = sampler if f"{proj}_{sampler}" in a else "prior"
+    panels.append((name, model, proj, samp))
+
+if not panels:
+    st.stop()
+ranges = {}
+for proj in {p for _, _, p, _ in panels}:
+    ranges[proj] = shared_ranges([np.concatenate([m.arrays[f"{proj}_test"].numpy(), m.arrays[f"{proj}_{s}"].numpy()])
+                                  for _, m, p, s in panels if p == proj])
+
+for row in range(0, len(panels), int(per_row)):
+    cols = st.columns(int(per_row))
+    for col, (name, model, proj, samp) in zip(cols, panels[row:row + int(per_row)]):
+        a = model.arrays
+        fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
+                             a[f"{proj}_{samp}"].numpy(), sampler=samp, title=f"{name} (d = {model.latent_dim})",
+                             axis_titles=axis_titles(proj), ranges=ranges[proj])
+        with col:
+            st.plotly_chart(fig, width="stretch", key=f"cov_{name}")
+            if proj != projection:
+                st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
+            if samp != sampler:
+                st.caption(f"{name} has no {sampler} sampler; showing the prior.")
+            st.markdown(coverage_markdown(coverage_numbers(dataset, name, samp)))
+st.caption("Coverage, density (Naeem et al. 2020) and precision, recall (Kynkäänniemi et al. 2019) with k = 5, and "
+           "the RBF MMD² (median-heuristic bandwidth), all between the sampler's codes and the encoder means in the "
+           "full d-dimensional latent space, not in the 2-D projection.")

@@ -1,0 +1,60 @@
+"""Drift: z -> x' = decode(z) -> z' = encode(x'), drawn as arrows; drift KL side by side."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from ui.common import (PROJECTIONS, axis_titles, checkpoints, class_names, current_dataset, ensure_navigation,
+                       get_model, pick_models, safe_dataset_images, to_grid)
+from ui.plots import drift_arrows, latent_scatter, shared_ranges
+
+ensure_navigation()
+dataset = current_dataset()
+st.title("Encode / decode drift")
+st.caption("For each chosen test image: its encoder mean z, the reconstruction x′ = decode(z), and z′ = encode(x′). "
+           "A consistent encoder–decoder pair keeps z′ on z (seed 003, Fig. 2).")
+names = pick_models(dataset, key="drift_models")
+c1, c2 = st.columns([2, 3])
+projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
+                      key="drift_projection")
+chosen = c2.multiselect("Test images (index among the 2,000 stored)", list(range(2000)), default=[0, 1, 2, 3, 4],
+                        key="drift_images")
+models = [(n, m) for n in names if (m := get_model(dataset, n)) is not None]
+if not models:
+    st.stop()
+ok, _ = checkpoints(dataset)
+
+# Per-model drift KL on the full test set (from the checkpoint's metrics) side by side.
+kl = {n: ok[n]["meta"].get("metrics", {}).get("drift_kl") for n, _ in models}
+bar = go.Figure(go.Bar(x=list(kl), y=[v if v is not None else 0 for v in kl.values()],
+                       text=[f"{v:.3f}" if v is not None else "n/a" for v in kl.values()], textposition="outside"))
+bar.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="drift KL (nats)",
+                  title=dict(text="mean KL(q(z′|x′) ‖ q(z|x)) on the 10k test set", font=dict(size=14)))
+st.plotly_chart(bar, width="stretch", key="drift_bar")
+
+idx = np.array(sorted(chosen), dtype=int)
+projs = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m in models}
+ranges = {p: shared_ranges([m.arrays[f"{p}_test"].numpy() for n, m in models if projs[n] == p]) for p in set(projs.values())}
+cols = st.columns(min(len(models), 3))
+for k, (name, model) in enumerate(models):
+    a, proj = model.arrays, projs[name]
+    fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
+                         title=f"{name}: drift KL of these images "
+                               f"{float(a['drift_kl'][idx].mean()) if len(idx) else 0:.3f} nats",
+                         axis_titles=axis_titles(proj), ranges=ranges[proj], height=360)
+    fig.update_traces(marker=dict(opacity=0.25), selector=dict(name="encoder means"))
+    if len(idx):
+        drift_arrows(fig, a[f"{proj}_test"].numpy()[idx], a[f"{proj}_drift"].numpy()[idx])
+    with cols[k % len(cols)]:
+        st.plotly_chart(fig, width="stretch", key=f"drift_{name}")
+        if proj != projection:
+            st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
+
+data = safe_dataset_images(dataset)
+if data is not None and len(idx):
+    st.subheader("x and its reconstructions x′")
+    rows = [torch.from_numpy(data[0][idx])]
+    with torch.no_grad():
+        rows += [m.decode(m.arrays["test_mu"][idx]) for _, m in models]
+    st.image(to_grid(torch.cat(rows), nrow=len(idx), scale=3),
+             caption="rows: test images, then x′ for " + ", ".join(n for n, _ in models), output_format="PNG")

@@ -1,0 +1,66 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Independent, Normal, kl_divergence
+
+from explorer.losses import (LOG_2PI, ar_elbo_reconstruction, gaussian_nll_fixed, kl_gaussians, kl_std_normal,
+                             sigma2_mle, squared_error)
+
+
+def test_kl_of_identical_gaussians_is_zero():
+    mu, logvar = torch.randn(5, 16), torch.randn(5, 16)
+    assert torch.allclose(kl_gaussians(mu, logvar, mu, logvar), torch.zeros(5), atol=1e-6)
+    assert torch.allclose(kl_std_normal(torch.zeros(5, 16), torch.zeros(5, 16)), torch.zeros(5))
+
+
+def test_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    mq, lq, mp, lp = (torch.randn(4, 6, generator=g) for _ in range(4))
+    q = Independent(Normal(mq, (0.5 * lq).exp()), 1)
+    p = Independent(Normal(mp, (0.5 * lp).exp()), 1)
+    assert torch.allclose(kl_gaussians(mq, lq, mp, lp), kl_divergence(q, p), atol=1e-5)
+    std = Independent(Normal(torch.zeros(4, 6), torch.ones(4, 6)), 1)
+    assert torch.allclose(kl_std_normal(mq, lq), kl_divergence(q, std), atol=1e-5)
+
+
+def test_fixed_variance_nll_is_gaussian_log_likelihood(batch):
+    x_hat = torch.rand_like(batch)
+    for s2 in (1.0, 0.01):
+        ref = -Normal(x_hat, math.sqrt(s2)).log_prob(batch).flatten(1).sum(1)
+        assert torch.allclose(gaussian_nll_fixed(batch, x_hat, s2), ref, rtol=1e-5)
+
+
+def test_iso_i_sigma2_mle_is_batch_mse_per_dimension(batch):
+    x_hat = torch.rand_like(batch)
+    assert torch.allclose(sigma2_mle(batch, x_hat, "iso-i"), F.mse_loss(x_hat, batch))
+    assert torch.allclose(sigma2_mle(batch, x_hat, "iso-i"), squared_error(batch, x_hat).mean() / 784)
+
+
+def test_sigma2_mle_shapes_and_values(batch):
+    x_hat = torch.rand_like(batch)
+    err = (batch - x_hat) ** 2
+    assert sigma2_mle(batch, x_hat, "iso-d").shape == (8,)
+    assert torch.allclose(sigma2_mle(batch, x_hat, "diag-i", eps=0), err.mean(0))
+    assert torch.allclose(sigma2_mle(batch, x_hat, "diag-d", eps=0), err)
+    with pytest.raises(ValueError, match="iso-x"):
+        sigma2_mle(batch, x_hat, "iso-x")
+
+
+@pytest.mark.parametrize("variance", ["iso-i", "iso-d", "diag-i", "diag-d"])
+def test_ar_elbo_reconstruction_is_nll_at_the_mle(batch, variance):
+    """J_rec (002 Table 2) equals the Gaussian NLL with Sigma_x at its MLE, per image, batch-averaged."""
+    x_hat = torch.rand_like(batch)
+    rec, s2 = ar_elbo_reconstruction(batch, x_hat, variance, eps=0.0)
+    var = (s2.reshape(-1, 1, 1, 1) if variance == "iso-d" else s2).expand_as(batch)
+    nll = -Normal(x_hat, var.sqrt()).log_prob(batch).flatten(1).sum(1).mean()
+    assert torch.allclose(rec, nll, rtol=1e-5)
+
+
+def test_iso_i_objective_is_half_d_log_mse(batch):
+    x_hat = torch.rand_like(batch)
+    rec, _ = ar_elbo_reconstruction(batch, x_hat, "iso-i")
+    d = 784
+    expected = 0.5 * d * (1 + LOG_2PI) + 0.5 * d * torch.log(squared_error(batch, x_hat).mean() / d)
+    assert torch.allclose(rec, expected)

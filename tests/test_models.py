@@ -1,0 +1,105 @@
+import copy
+
+import pytest
+import torch
+
+from explorer.models import MODELS, ZOO, build_model, model_class
+from explorer.training import train_step
+
+
+def test_registry_covers_every_shipped_name():
+    expected = {"vae", "beta-vae", "ar-elbo-iso-i", "ar-elbo-iso-d", "ar-elbo-diag-i", "ar-elbo-diag-d",
+                "consistency-vae", "vae-2d"}
+    assert set(ZOO) == expected
+    for name, (family, overrides) in ZOO.items():
+        model = build_model(family, **overrides)
+        assert model.config.default_name() == name
+        assert model.family == family and MODELS[family] is type(model)
+
+
+def test_unknown_family_and_field_are_named():
+    with pytest.raises(ValueError, match="'gan'.*ar-elbo"):
+        model_class("gan")
+    with pytest.raises(ValueError, match="variance"):
+        build_model("vae", variance="iso-i")
+    with pytest.raises(ValueError, match="iso-q"):
+        build_model("ar-elbo", variance="iso-q")
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_one_training_step_changes_encoder_and_decoder(name, batch):
+    torch.manual_seed(0)
+    family, overrides = ZOO[name]
+    model = build_model(family, **overrides)
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    terms = train_step(model, opt, batch)
+    assert {"loss", "rec", "kl"} <= set(terms)
+    for part in ("encoder", "decoder"):
+        changed = [k for k, v in model.state_dict().items() if k.startswith(part) and not torch.equal(v, before[k])]
+        assert changed, f"{name}: no {part} weight changed"
+
+
+def test_ar_elbo_exposes_sigma2_mle_after_a_step(batch):
+    torch.manual_seed(0)
+    model = build_model("ar-elbo", variance="iso-i")
+    assert model.sigma2_estimate() == 1.0
+    terms = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), batch)
+    assert model.sigma2_estimate() == pytest.approx(terms["sigma2"], rel=1e-6)
+    assert 0 < model.sigma2_estimate() < 1
+    diag = build_model("ar-elbo", variance="diag-d")
+    train_step(diag, torch.optim.SGD(diag.parameters(), lr=0.0), batch)
+    assert diag.sigma2.shape == (1, 28, 28)
+
+
+def test_consistency_loss_adds_alpha_weighted_drift(batch):
+    torch.manual_seed(0)
+    m0 = build_model("consistency-vae", alpha=0.0)
+    m1 = build_model("consistency-vae", alpha=2.0)
+    m1.load_state_dict(m0.state_dict())
+    torch.manual_seed(1)
+    t0 = m0.loss(batch)
+    torch.manual_seed(1)
+    t1 = m1.loss(batch)
+    assert torch.allclose(t1["loss"] - t0["loss"], 2.0 * t1["drift_kl"], atol=1e-3)
+    assert t1["drift_kl"] >= 0
+
+
+def test_public_api_shapes_and_errors(batch):
+    model = build_model("vae", latent_dim=5).eval()
+    with torch.no_grad():
+        mu, logvar = model.posterior(batch)
+        assert mu.shape == logvar.shape == (8, 5)
+        assert torch.equal(model.encode(batch), mu)
+        x = model.decode(mu)
+    assert x.shape == batch.shape and 0 <= x.min() and x.max() <= 1
+    assert model.latent_dim == 5 and model.samplers == ["prior"]
+    assert model.sample(7).shape == (7, 5)
+    with pytest.raises(ValueError, match=r"\(B, 5\).*\(3, 4\)"):
+        model.decode(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="1, 28, 28"):
+        model.encode(torch.zeros(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="gmm"):
+        model.sample(3, "gmm")
+
+
+def test_gmm_sampler_recovers_known_mixture_means():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-6.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    codes = torch.cat([c + 0.3 * torch.randn(400, 2, generator=g) for c in centres])
+    model = build_model("vae", latent_dim=2)
+    model.gmm = type(model.gmm)(2, n_components=3).fit(codes)
+    assert "gmm" in model.samplers
+    found = model.gmm.means[torch.argsort(model.gmm.means[:, 0] + 0.1 * model.gmm.means[:, 1])]
+    assert torch.allclose(found, centres[torch.argsort(centres[:, 0] + 0.1 * centres[:, 1])], atol=0.1)
+    s = model.sample(3000, "gmm", generator=g)
+    assert s.shape == (3000, 2)
+    assert torch.allclose(s.mean(0), codes.mean(0), atol=0.3)
+
+
+def test_paper_profile_builds_app_j_shapes(batch):
+    model = build_model("ar-elbo", profile="paper").eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params > 10_000_000  # FC1024 layers of 002 App. J.1
+    with torch.no_grad():
+        assert model.decode(model.encode(batch)).shape == batch.shape

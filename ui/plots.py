@@ -1,0 +1,50 @@
+"""Plotly figures for the pages. Pure functions of arrays; no Streamlit calls."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"), "gmm": ("GMM samples", "rgba(214,39,40,0.45)")}
+
+
+def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler_xy: np.ndarray | None = None,
+                   sampler: str = "prior", title: str = "", axis_titles=("1", "2"),
+                   ranges: tuple | None = None, height: int = 380) -> go.Figure:
+    """Encoder means ``(N, 2)`` coloured by label, with sampler codes ``(M, 2)`` overlaid."""
+    names = np.asarray([class_names[i] if i < len(class_names) else str(i) for i in labels])
+    fig = go.Figure()
+    if sampler_xy is not None:
+        label, colour = SAMPLER_STYLE.get(sampler, (f"{sampler} samples", "rgba(90,90,90,0.45)"))
+        fig.add_trace(go.Scattergl(x=sampler_xy[:, 0], y=sampler_xy[:, 1], mode="markers", name=label,
+                                   marker=dict(size=4, color=colour, symbol="x-thin", line=dict(width=1, color=colour)),
+                                   hoverinfo="skip"))
+    fig.add_trace(go.Scattergl(x=test_xy[:, 0], y=test_xy[:, 1], mode="markers", name="encoder means",
+                               marker=dict(size=4, color=labels, colorscale="Turbo", cmin=0,
+                                           cmax=max(len(class_names) - 1, 1), opacity=0.8),
+                               text=names, hovertemplate="%{text}<extra>test image %{pointNumber}</extra>"))
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", x=1, y=1.0, xanchor="right", yanchor="bottom"), xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+    if ranges is not None:
+        fig.update_xaxes(range=ranges[0])
+        fig.update_yaxes(range=ranges[1])
+    return fig
+
+
+def shared_ranges(arrays: list[np.ndarray], pad: float = 0.05) -> tuple:
+    """Common x and y ranges over several ``(N, 2)`` point sets (1st-99.9th percentile, padded)."""
+    pts = np.concatenate(arrays)
+    lo, hi = np.percentile(pts, 0.05, axis=0), np.percentile(pts, 99.95, axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    lo, hi = lo - pad * span, hi + pad * span
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
+def drift_arrows(fig: go.Figure, start: np.ndarray, end: np.ndarray, colour: str = "black") -> go.Figure:
+    """Draw arrows from ``start (K, 2)`` (z) to ``end (K, 2)`` (z')."""
+    for (x0, y0), (x1, y1) in zip(start, end):
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                           arrowhead=2, arrowsize=1.2, arrowwidth=1.6, arrowcolor=colour)
+    fig.add_trace(go.Scatter(x=start[:, 0], y=start[:, 1], mode="markers+text", name="z (chosen images)",
+                             text=[str(i) for i in range(len(start))], textposition="top center",
+                             marker=dict(size=9, color="white", line=dict(width=2, color=colour))))
+    return fig
