@@ -16,7 +16,10 @@ PAGES = [
     st.Page("pages/drift.py", title="Drift", icon=":material/trending_flat:"),
 ]
 
-st.session_state[NAV_FLAG] = True  # see ui.common.ensure_navigation
 with st.sidebar:
     st.selectbox("Dataset", DATASETS, key="dataset")
-st.navigation(PAGES).run()
+st.session_state[NAV_FLAG] = True  # this run goes through st.navigation; see ui.common.ensure_navigation
+try:
+    st.navigation(PAGES).run()
+finally:
+    st.session_state.pop(NAV_FLAG, None)

@@ -7,7 +7,7 @@ import torch
 
 from explorer.interpolation import interpolate
 from ui.common import (checkpoints, current_dataset, ensure_navigation, get_model, safe_dataset_images, to_grid,
-                       to_image)
+                       to_image, to_png)
 
 ensure_navigation()
 
@@ -24,7 +24,6 @@ model = get_model(dataset, name)
 if model is None:
     st.stop()
 d = model.latent_dim
-data = safe_dataset_images(dataset)
 prefix = f"z_{dataset}_{name}_"
 
 
@@ -49,18 +48,28 @@ if prefix + "0" not in st.session_state:
     reset_sliders()
 
 limit = float(max(4, math.ceil(float(np.abs(model.arrays["test_mu"].numpy()).max()))))
-left, right = st.columns([3, 1])
-with left:
-    cols = st.columns(4)
-    z = np.array([cols[i % 4].slider(f"z{i + 1}", -limit, limit, step=0.01, key=prefix + str(i)) for i in range(d)],
-                 dtype=np.float32)
-with right:
-    with torch.no_grad():
-        img = model.decode(torch.from_numpy(z)[None])[0]
-    st.image(to_image(img, scale=8), caption=f"decode(z) — {name}", output_format="PNG")
-    if st.session_state.get("sliders_start") == "test image" and data is not None:
-        idx = int(st.session_state.get("sliders_index", 0))
-        st.image(to_image(data[0][idx], scale=4), caption=f"test image {idx}", output_format="PNG")
+
+
+@st.fragment
+def slider_panel():
+    """Sliders and the decoded image; a slider move reruns only this fragment."""
+    left, right = st.columns([3, 1])
+    with left:
+        cols = st.columns(4)
+        z = np.array([cols[i % 4].slider(f"z{i + 1}", -limit, limit, step=0.01, key=prefix + str(i))
+                      for i in range(d)], dtype=np.float32)
+    with right:
+        with torch.no_grad():
+            img = model.decode(torch.from_numpy(z)[None])[0]
+        st.image(to_image(img, scale=8), caption=f"decode(z) — {name}", output_format="PNG")
+        if st.session_state.get("sliders_start") == "test image":
+            data = safe_dataset_images(dataset)
+            if data is not None:
+                idx = int(st.session_state.get("sliders_index", 0))
+                st.image(to_image(data[0][idx], scale=4), caption=f"test image {idx}", output_format="PNG")
+
+
+slider_panel()
 
 st.divider()
 st.subheader("Interpolation between two test images")
@@ -68,8 +77,17 @@ i1, i2, i3 = st.columns(3)
 a = i1.number_input("From test image", 0, len(model.arrays["test_mu"]) - 1, 0, key="interp_a")
 b = i2.number_input("To test image", 0, len(model.arrays["test_mu"]) - 1, 1, key="interp_b")
 steps = i3.slider("Steps", 3, 16, 10, key="interp_steps")
-z0, z1 = model.arrays["test_mu"][int(a)], model.arrays["test_mu"][int(b)]
-for method in ("linear", "spherical"):
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def interpolation_png(dataset: str, name: str, a: int, b: int, steps: int, method: str, _model) -> bytes:
+    """Decoded interpolation strip as PNG bytes, cached so slider moves elsewhere cost nothing."""
+    z0, z1 = _model.arrays["test_mu"][a], _model.arrays["test_mu"][b]
     with torch.no_grad():
-        imgs = model.decode(interpolate(z0, z1, int(steps), method))
-    st.image(to_grid(imgs, nrow=int(steps), scale=3), caption=f"{method} interpolation, {int(steps)} steps", output_format="PNG")
+        imgs = _model.decode(interpolate(z0, z1, steps, method))
+    return to_png(to_grid(imgs, nrow=steps, scale=3))
+
+
+for method in ("linear", "spherical"):
+    st.image(interpolation_png(dataset, name, int(a), int(b), int(steps), method, model),
+             caption=f"{method} interpolation, {int(steps)} steps")

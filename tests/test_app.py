@@ -5,8 +5,22 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.apptest import as_running_server
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["pages/home.py", "pages/coverage.py", "pages/sliders.py", "pages/drift.py"]
+
+
+@pytest.fixture(autouse=True)
+def running_server(request):
+    """AppTest runs as a running server does (ui.apptest.as_running_server), except in tests
+    marked ``fresh_server``, which keep AppTest's v1-pages reset: the first request after
+    start-up."""
+    if request.node.get_closest_marker("fresh_server"):
+        yield
+        return
+    with as_running_server():
+        yield
 
 
 def open_page(page: str, dataset: str = "mnist") -> AppTest:
@@ -25,6 +39,7 @@ def open_page(page: str, dataset: str = "mnist") -> AppTest:
 def test_every_page_renders_without_exception(page, dataset):
     at = open_page(page, dataset)
     assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.selectbox(key="dataset").value == dataset
     assert not at.warning, [w.value for w in at.warning]
     assert at.title, "page rendered no title"
 
@@ -91,3 +106,14 @@ def test_sliders_render_for_every_shipped_model(dataset):
         assert not at.exception, (name, [e.value for e in at.exception])
         d = len([s for s in at.slider if s.label.startswith("z")])
         assert d == (2 if name.endswith("2d") else 16), name
+
+
+@pytest.mark.fresh_server
+@pytest.mark.parametrize("page", PAGES[1:])
+def test_deep_link_on_a_fresh_server_goes_through_app_py(page):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page(page)  # the first request names a page, as a bookmarked /coverage does
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.key for s in at.sidebar.selectbox] == ["dataset"], "page ran without app.py's sidebar"
+    assert at.title and at.title[0].value != "Latent Explorer"

@@ -5,12 +5,14 @@ arrays (test images) are cached with ``st.cache_data``. The math lives in ``expl
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 from torchvision.utils import make_grid
 
 import explorer
@@ -30,10 +32,13 @@ def ensure_navigation() -> None:
     """Make a deep link (e.g. ``/coverage``) go through app.py's ``st.navigation``.
 
     Streamlit 1.67 still runs a ``pages/`` folder as v1 multipage pages until ``st.navigation``
-    has been called once in the server process, so the first session after start-up that
-    opens ``/coverage`` would run the page without app.py (no sidebar, v1 page names).
-    Each page calls this first: when app.py has not run in this session, switch Streamlit
-    to ``st.navigation`` mode and rerun, which runs app.py and then the requested page.
+    has been called once in the server process (and ``AppTest`` resets that before every
+    run), so e.g. the first session after start-up that opens ``/coverage`` would run the
+    page without app.py: no sidebar, no dataset picker, v1 page names.
+    app.py sets ``NAV_FLAG`` only for the duration of the ``st.navigation(...).run()`` call,
+    and each page calls this first: when the flag is missing, this run bypassed app.py, so
+    switch Streamlit to ``st.navigation`` mode and rerun, which runs app.py and then the
+    requested page. (An interrupted run keeps its widget state, so nothing is lost.)
     """
     if NAV_FLAG in st.session_state:
         return
@@ -150,6 +155,13 @@ def to_image(x, scale: int = 6) -> np.ndarray:
     a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
     a = a.repeat(scale, axis=1).repeat(scale, axis=2)
     return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def to_png(picture: np.ndarray) -> bytes:
+    """A uint8 picture ``(H, W)`` or ``(H, W, 3)`` -> PNG bytes (``st.image`` shows bytes without re-encoding)."""
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def to_grid(images, nrow: int = 8, scale: int = 3) -> np.ndarray:
