@@ -32,7 +32,7 @@ from explorer.training import TrainConfig, TrainingDiverged, resolve_device, tra
 
 # CLI option -> model config field; only options the user gave are passed on.
 CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
-                  "profile": "profile"}
+                  "profile": "profile", "particles": "particles", "sampler_particles": "sampler_particles"}
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
 
 
@@ -46,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--variance", choices=VARIANCES, help="AR-ELBO variance parameterization (seed 002 Table 2)")
     p.add_argument("--beta", type=float, help="KL weight (vae family)")
     p.add_argument("--alpha", type=float, help="consistency-loss weight (consistency-vae)")
+    p.add_argument("--particles", type=int, help="ldc-vae: SVGD particles (encoder noise draws) per image, M (default 8)")
+    p.add_argument("--sampler-particles", type=int,
+                   help="ldc-vae: particles in the sampler net's SVGD set per step (default: the batch size)")
     p.add_argument("--latent-dim", type=int, help="d (default 16)")
     p.add_argument("--profile", choices=sorted(PROFILES), help="architecture profile (default small)")
     p.add_argument("--epochs", type=int, default=20)
@@ -127,9 +130,10 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     }
     save(model.cpu(), out, meta=meta, arrays=arrays)
     resume.unlink(missing_ok=True)
+    shown = " ".join(f"{k} {metrics[k]:.3f}" for k in ("test_mse", "kl", "drift_kl", "drift_sq")
+                     if metrics.get(k) is not None)
     print(f"[{name}] wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {meta['wall_seconds']} s: "
-          f"test_mse {metrics['test_mse']:.2f} kl {metrics['kl']:.2f} drift_kl {metrics['drift_kl']:.3f} "
-          f"AU {metrics['active_units']}", flush=True)
+          f"{shown} AU {metrics['active_units']}", flush=True)
     return metrics
 
 

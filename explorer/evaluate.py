@@ -5,7 +5,7 @@ CLI::
     python -m explorer.evaluate checkpoints/mnist/*.safetensors --json
 
 prints one JSON object per checkpoint with ``name, model, dataset, latent_dim, test_mse, kl,
-drift_kl, active_units, sigma2, coverage``. See :func:`evaluate` for the definitions.
+drift_kl, drift_sq, active_units, sigma2, coverage, sampler_coverage``. See :func:`evaluate` for the definitions.
 """
 from __future__ import annotations
 
@@ -27,11 +27,16 @@ N_APP = 2000  # test images / prior samples precomputed for the app and the cove
 
 @torch.no_grad()
 def batched(fn, x: torch.Tensor, batch_size: int = 1000, device: torch.device | str = "cpu"):
-    """Apply ``fn`` to ``x`` in batches on ``device``; concatenates tensor outputs (or tuples of them) on CPU."""
+    """Apply ``fn`` to ``x`` in batches on ``device``; concatenates tensor outputs (or tuples or dicts of them) on CPU."""
     outs = []
     for i in range(0, len(x), batch_size):
         out = fn(x[i:i + batch_size].to(device))
-        outs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu())
+        if isinstance(out, dict):
+            outs.append({k: v.cpu() for k, v in out.items()})
+        else:
+            outs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu())
+    if isinstance(outs[0], dict):
+        return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
     if isinstance(outs[0], tuple):
         return tuple(torch.cat(parts) for parts in zip(*outs))
     return torch.cat(outs)
@@ -41,13 +46,47 @@ def batched(fn, x: torch.Tensor, batch_size: int = 1000, device: torch.device | 
 def drift(model: LatentModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Encode -> decode -> encode: ``x (B, C, H, W)`` -> dict of ``(B, d)`` / ``(B,)`` tensors.
 
-    x' = decode(mu(x)); returns ``mu, logvar, mu2, logvar2`` and per-image ``drift_kl`` =
-    KL(q(z'|x') || q(z|x)) in nats (seed 003, Fig. 3) and ``drift_sq`` = ||mu2 - mu||^2.
+    x' = decode(encode(x)); returns ``mu`` (= encode(x)), ``mu2`` (= encode(x')) and per-image
+    ``drift_sq`` = ||mu2 - mu||^2 for every model. For Gaussian encoders also ``logvar``,
+    ``logvar2`` and ``drift_kl`` = KL(q(z'|x') || q(z|x)) in nats (seed 003, Fig. 3); an
+    implicit encoder (LDC-VAE) has no closed-form KL, so those keys are absent.
     """
+    if not model.gaussian_encoder:
+        mu = model.encode(x)
+        mu2 = model.encode(model.decode(mu))
+        return {"mu": mu, "mu2": mu2, "drift_sq": (mu2 - mu).pow(2).sum(1)}
     mu, logvar = model.posterior(x)
     mu2, logvar2 = model.posterior(model.decode(mu))
     return {"mu": mu, "logvar": logvar, "mu2": mu2, "logvar2": logvar2,
             "drift_kl": kl_gaussians(mu2, logvar2, mu, logvar), "drift_sq": (mu2 - mu).pow(2).sum(1)}
+
+
+def coverage_metrics(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
+    """Precision, recall, density, coverage (k-NN, ``k``) and RBF MMD² of ``fake (n, d)`` against ``real (m, d)``."""
+    cov = prdc(real, fake, k=k)
+    cov["mmd"] = mmd_rbf(real, fake)
+    return cov
+
+
+@torch.no_grad()
+def sampler_coverage(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 0,
+                     device: str | torch.device = "cpu", test_mu: torch.Tensor | None = None) -> dict[str, dict]:
+    """Coverage of the encoder distribution by each sampler the model offers.
+
+    For each name in ``model.samplers``: :func:`coverage_metrics` between ``n`` of its codes and
+    the encoder means of the first ``n`` test images, in the full d-dimensional latent space
+    (seed 000 §V.B, Fig. 2 compares the same two sets by t-SNE). ``test_mu (n, d)`` may be
+    passed when already computed. Returns ``{sampler: {precision, recall, density, coverage, mmd}}``.
+    """
+    model = model.to(device).eval()
+    if test_mu is None:
+        x, _ = load_dataset(dataset, "test", limit=n)
+        test_mu = batched(model.encode, x, device=device)
+    out = {}
+    for s in model.samplers:
+        gen = torch.Generator().manual_seed(seed)
+        out[s] = coverage_metrics(test_mu[:n], model.sample(n, s, generator=gen).cpu())
+    return out
 
 
 @torch.no_grad()
@@ -57,35 +96,41 @@ def evaluate(model: LatentModel, dataset: str, name: str = "", device: str | tor
 
     - ``test_mse``: per-image sum of squared errors on [0, 1] pixels, z = encoder mean, mean
       over the 10k test images (the MSE column of seed 002 Table 3);
-    - ``kl``: mean KL(q(z|x) || N(0, I)), nats;
+    - ``kl``: mean KL(q(z|x) || N(0, I)), nats; null for implicit encoders (LDC-VAE);
     - ``drift_kl``: mean KL(q(z'|x') || q(z|x)), x' = decode(encode(x)), nats (seed 003 Fig. 3);
-    - ``drift_sq``: mean ||z' - z||^2 between posterior means;
+      null for implicit encoders;
+    - ``drift_sq``: mean ||z' - z||^2 between posterior means (every model);
     - ``active_units``: Burda et al. (2016), Cov_x(E[z]) > 0.01;
     - ``sigma2``: the model's learned sigma_x^2 (mean over pixels), or null when fixed;
     - ``coverage``: precision/recall/density/coverage (k = 5) and RBF MMD^2 between
       ``n_coverage`` prior samples and the encoder means of the first ``n_coverage`` test
-      images, in the full d-dimensional latent space.
+      images, in the full d-dimensional latent space;
+    - ``sampler_coverage``: the same numbers for every sampler the model offers
+      (:func:`sampler_coverage`).
     """
     model = model.to(device).eval()
     x, _ = load_dataset(dataset, "test")
     terms = batched(lambda b: _eval_batch(model, b), x, device=device)
-    sse, kl, dkl, dsq, mu = terms
+    mu = terms["mu"]
     gen = torch.Generator().manual_seed(seed)
     prior = model.sample(n_coverage, "prior", generator=gen).cpu()
-    cov = prdc(mu[:n_coverage], prior, k=5)
-    cov["mmd"] = mmd_rbf(mu[:n_coverage], prior)
+    mean = lambda key: float(terms[key].mean()) if key in terms else None  # noqa: E731
     return {
         "name": name, "model": model.family, "dataset": dataset, "latent_dim": model.latent_dim,
-        "test_mse": float(sse.mean()), "kl": float(kl.mean()), "drift_kl": float(dkl.mean()),
-        "drift_sq": float(dsq.mean()), "active_units": active_units(mu), "sigma2": model.sigma2_estimate(),
-        "coverage": cov,
+        "test_mse": mean("sse"), "kl": mean("kl"), "drift_kl": mean("drift_kl"),
+        "drift_sq": mean("drift_sq"), "active_units": active_units(mu), "sigma2": model.sigma2_estimate(),
+        "coverage": coverage_metrics(mu[:n_coverage], prior),
+        "sampler_coverage": sampler_coverage(model, dataset, n=n_coverage, seed=seed, device=device,
+                                             test_mu=mu[:n_coverage]),
     }
 
 
-def _eval_batch(model: LatentModel, x: torch.Tensor):
+def _eval_batch(model: LatentModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
     d = drift(model, x)
-    sse = squared_error(x, model.decode(d["mu"]))
-    return sse, kl_std_normal(d["mu"], d["logvar"]), d["drift_kl"], d["drift_sq"], d["mu"]
+    out = {"sse": squared_error(x, model.decode(d["mu"])), "drift_sq": d["drift_sq"], "mu": d["mu"]}
+    if "drift_kl" in d:
+        out["kl"], out["drift_kl"] = kl_std_normal(d["mu"], d["logvar"]), d["drift_kl"]
+    return out
 
 
 @torch.no_grad()
@@ -95,19 +140,23 @@ def app_arrays(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 0, 
 
     Returns a dict of float32/int64 tensors:
     ``test_mu (n, d)``, ``test_labels (n,)``, ``drift_mu (n, d)`` (z' of each test image),
-    ``drift_kl (n,)``, and ``S (n, d)`` codes for each sampler S in ``model.samplers`` (``prior``,
-    ``gmm``); for each projection P in (pca, umap) and for identity when d = 2: ``P_test (n, 2)``,
+    ``drift_sq (n,)``, ``drift_kl (n,)`` (Gaussian encoders only), and ``S (n, d)`` codes for each
+    sampler S in ``model.samplers`` (``prior``, ``gmm``, ``sampler-net``); for each projection P in (pca, umap) and for identity when d = 2: ``P_test (n, 2)``,
     ``P_drift (n, 2)`` and ``P_S (n, 2)`` for each sampler; and the PCA
     map ``pca_mean (d,)``, ``pca_components (2, d)``. UMAP is fitted on ``test_mu`` and the
     prior samples and z' are placed with ``transform``.
     """
     model = model.to(device).eval()
     x, y = load_dataset(dataset, "test", limit=n)
-    d = batched(lambda b: tuple(drift(model, b)[k] for k in ("mu", "mu2", "drift_kl")), x, device=device)
-    mu, mu2, dkl = d
-    gen = torch.Generator().manual_seed(seed)
-    samples = {s: model.sample(n, s, generator=gen).cpu() for s in model.samplers}
-    out = {"test_mu": mu, "test_labels": y.clone(), "drift_mu": mu2, "drift_kl": dkl, **samples}
+    d = batched(lambda b: drift(model, b), x, device=device)
+    mu, mu2 = d["mu"], d["mu2"]
+    samples = {}
+    for s in model.samplers:
+        gen = torch.Generator().manual_seed(seed)
+        samples[s] = model.sample(n, s, generator=gen).cpu()
+    out = {"test_mu": mu, "test_labels": y.clone(), "drift_mu": mu2, "drift_sq": d["drift_sq"], **samples}
+    if "drift_kl" in d:
+        out["drift_kl"] = d["drift_kl"]
     methods = ["pca"] + (["umap"] if umap else []) + (["identity"] if model.latent_dim == 2 else [])
     for method in methods:
         proj = Projection(method, random_state=seed)
@@ -143,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rc = 0
     if args.markdown:
-        print("| dataset | model | test MSE | KL | drift KL | AU | σx² | prior coverage | prior density | MMD² |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| dataset | model | test MSE | KL | drift KL | drift ‖z′−z‖² | AU | σx² | prior coverage | prior density "
+              "| MMD² |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path in args.paths:
         try:
             ckpt = load_checkpoint(path)
@@ -155,17 +205,18 @@ def main(argv: list[str] | None = None) -> int:
         meta = ckpt.meta
         res = evaluate(ckpt.model, meta.get("dataset", "mnist"), name=meta.get("name", path.stem), device=args.device)
         c = res["coverage"]
-        s2 = "-" if res["sigma2"] is None else f"{res['sigma2']:.4g}"
+        f = lambda key, spec: "-" if res[key] is None else format(res[key], spec)  # noqa: E731
         if args.json:
             print(json.dumps(res), flush=True)
         elif args.markdown:
-            print(f"| {res['dataset']} | {res['name']} | {res['test_mse']:.2f} | {res['kl']:.2f} | "
-                  f"{res['drift_kl']:.3f} | {res['active_units']} | {s2} | {c['coverage']:.3f} | "
-                  f"{c['density']:.3f} | {c['mmd']:.4f} |", flush=True)
+            print(f"| {res['dataset']} | {res['name']} | {f('test_mse', '.2f')} | {f('kl', '.2f')} | "
+                  f"{f('drift_kl', '.3f')} | {f('drift_sq', '.3f')} | {res['active_units']} | {f('sigma2', '.4g')} | "
+                  f"{c['coverage']:.3f} | {c['density']:.3f} | {c['mmd']:.4f} |", flush=True)
         else:
-            print(f"{res['dataset']:>13} {res['name']:<16} mse {res['test_mse']:7.2f}  kl {res['kl']:7.2f}  "
-                  f"drift_kl {res['drift_kl']:7.3f}  AU {res['active_units']:2d}  sigma2 {s2:>8}  "
-                  f"coverage {c['coverage']:.3f}  density {c['density']:.3f}  mmd {c['mmd']:.4f}", flush=True)
+            print(f"{res['dataset']:>13} {res['name']:<16} mse {f('test_mse', '7.2f')}  kl {f('kl', '7.2f')}  "
+                  f"drift_kl {f('drift_kl', '7.3f')}  drift_sq {f('drift_sq', '7.3f')}  AU {res['active_units']:2d}  "
+                  f"sigma2 {f('sigma2', '>8.4g')}  coverage {c['coverage']:.3f}  density {c['density']:.3f}  "
+                  f"mmd {c['mmd']:.4f}", flush=True)
     return rc
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from .ar_elbo import ARELBO, ARELBOConfig
 from .base import LatentModel, ModelConfig
 from .consistency import ConsistencyVAE, ConsistencyVAEConfig
+from .ldc_vae import LDCVAE, LDCVAEConfig
 from .vae import VAE, VAEConfig
 
-MODELS: dict[str, type[LatentModel]] = {cls.family: cls for cls in (VAE, ARELBO, ConsistencyVAE)}
+MODELS: dict[str, type[LatentModel]] = {cls.family: cls for cls in (VAE, ARELBO, ConsistencyVAE, LDCVAE)}
 
 ZOO: dict[str, tuple[str, dict]] = {
     "vae": ("vae", {}),
@@ -22,6 +23,7 @@ ZOO: dict[str, tuple[str, dict]] = {
     "ar-elbo-diag-d": ("ar-elbo", {"variance": "diag-d"}),
     "consistency-vae": ("consistency-vae", {"alpha": 1.0}),
     "vae-2d": ("vae", {"latent_dim": 2}),
+    "ldc-vae": ("ldc-vae", {}),
 }
 
 
@@ -43,4 +45,4 @@ def build_model(family: str, **config) -> LatentModel:
 
 
 __all__ = ["MODELS", "ZOO", "LatentModel", "ModelConfig", "VAE", "VAEConfig", "ARELBO", "ARELBOConfig",
-           "ConsistencyVAE", "ConsistencyVAEConfig", "build_model", "model_class"]
+           "ConsistencyVAE", "ConsistencyVAEConfig", "LDCVAE", "LDCVAEConfig", "build_model", "model_class"]

@@ -66,13 +66,17 @@ class LatentModel(nn.Module):
 
     family: str = ""
     config_class = ModelConfig
+    gaussian_encoder: bool = True  # False for implicit encoders (LDC-VAE): no closed-form q(z|x)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.encoder, self.decoder = build_nets(config.profile, config.image_shape, 2 * config.latent_dim,
-                                                config.latent_dim)
+        self.encoder, self.decoder = self.build_networks(config)
         self.gmm = GaussianMixtureSampler(config.latent_dim)
+
+    def build_networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+        """``(encoder, decoder)``; the encoder outputs ``(mu, logvar)`` stacked, ``(B, 2d)``."""
+        return build_nets(config.profile, config.image_shape, 2 * config.latent_dim, config.latent_dim)
 
     # ---- public API -------------------------------------------------------------------------
     @property
@@ -105,6 +109,18 @@ class LatentModel(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior mean E_q[z|x]: ``(B, C, H, W)`` in [0, 1] -> ``(B, d)``."""
         return self.posterior(x)[0]
+
+    def posterior_samples(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws z ~ q(z|x) per image: ``(B, C, H, W)`` -> ``(B, n, d)``.
+
+        Raises:
+            ValueError: bad image shape, or ``n`` < 1.
+        """
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        mu, logvar = self.posterior(x)
+        eps = torch.randn(mu.shape[0], n, mu.shape[1], generator=generator).to(mu)
+        return mu[:, None] + (0.5 * logvar).exp()[:, None] * eps
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder mean: ``(B, d)`` -> ``(B, C, H, W)`` in [0, 1].

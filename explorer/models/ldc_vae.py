@@ -1,0 +1,247 @@
+"""LDC-VAE: a noise-input (implicit) encoder and a sampler net, both trained with SVGD towards
+a Gibbs posterior (seed 000, "LDC-VAE: A Latent Distribution Consistency Approach to VAEs").
+
+Pieces, with the paper's equations:
+
+- **Encoder** E(x, ε), ε ~ N(0, I) image-shaped noise that enters through an extra conv layer
+  added to the first conv layer's output (000 Fig. 1b, §IV.A). Its output is a sample
+  z ~ q(z|x) directly, with no reparameterization. :meth:`LDCVAE.encode` returns the posterior
+  mean, estimated as the average over ``mean_draws`` fixed noise draws (common random numbers,
+  stored in the checkpoint, so ``encode`` is deterministic and batch-independent).
+- **Decoder** D(z), trained with L_REC = MSE(x, D(z)) (eq. 7; Algorithm 1 step 2).
+- **Gibbs posterior** (eq. 13): log p(z|x) = -||x - D(z)||² / σ² + const, with
+  ||·||² the per-image sum of squares.
+- **Encoder update** (eq. 15-16; Algorithm 1 steps 1-4): M particles z_m = E(x, ε_m) per image;
+  the score ∇_z log p(z|x) by autograd through D; the SVGD direction φ within each image's
+  particle set (RBF kernel, median heuristic h = med²/log M); φ is held constant and pushed
+  into the encoder weights through z: the encoder's gradient is -Σ φ(z)·∂z/∂θ (eq. 16).
+- **Sampler net** S(ε_s), ε_s ~ N(0, I) image-shaped, the RAE encoder's architecture (§V.A),
+  trained in parallel with SVGD (Algorithm 1 steps 5-7); ``sample(n, "sampler-net")``.
+
+Readings where the paper is ambiguous (each checked by a measurement; see the closing notes):
+
+1. **σ² of the Gibbs posterior.** §V.A: "we set the σ² as the variance of ||X - D(z)|| in a
+   batch". We read X - D(z) as the batch's residual tensor and σ² as the variance of its
+   entries, i.e. the per-pixel residual variance (what ``torch.var(x - D(z))`` computes; the
+   maximum-likelihood σx² of a per-pixel Gaussian, as in AR-ELBO, seed 002 eq. 8a). It is
+   detached (a constant of each step). The literal alternative, the variance over the batch
+   of the per-image norms ||x_b - D(z_b)||, goes to 0 when every image is reconstructed
+   equally well, so the posterior would get sharper for no reason but uniform error; we log
+   it as ``sigma2_norm_reading`` for comparison.
+2. **Sign and scale in Algorithm 1.** Step 3 writes the score as ∇_z L_REC; with eq. 13 the
+   score is ∇_z log p(z|x) = -∇_z ||x - D(z)||² / σ², which is what we use.
+3. **What trains what.** The encoder is trained only by the SVGD gradient (eq. 16) and the
+   decoder only by L_REC (computed on the encoder's particles with z detached); the paper's
+   step 4 lists both gradients for (E, D) without saying whether L_REC also reaches E. With
+   z detached the encoder is a pure SVGD sampler of the Gibbs posterior, as §IV.B describes.
+4. **Which posterior the sampler net targets.** Algorithm 1 step 6 uses L_REC, which needs an
+   x, but S(ε_s) never sees x. We read the sampler's target as the *aggregate* Gibbs posterior
+   p(z) = E_{p(x)} p(z|x), which §IV.A says the encoder distribution q(z) becomes consistent
+   with, and which is what a generator must sample. Each step targets its minibatch estimate,
+   the mixture (1/B) Σ_b p(z|x_b), whose score is Σ_b w_b(z) ∇_z log p(z|x_b) with
+   w_b = softmax_b(log p(z|x_b)). The n_s = B sampler particles form one SVGD set. The
+   alternative (sampler particle b targets p(z|x_b) for a random pairing) would make the
+   kernel average scores of unrelated targets. Checked by measurement: on test images the
+   sampler net's codes must cover the encoder's aggregate posterior better than N(0, I) does
+   (``explorer.evaluate.sampler_coverage``).
+
+Units: ``rec`` is the per-image sum of squared errors on [0, 1] pixels (the decoder's loss is
+its batch mean; MSE up to the constant D), ``sigma2`` is per pixel. The surrogate losses for the
+encoder and sampler have gradients -φ·∂z/∂θ; their values carry no meaning and are not logged.
+``phi_enc`` and ``phi_sampler`` log the mean SVGD step size ||φ||.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..nets import build_nets
+from ..svgd import svgd_direction
+from .base import LatentModel, ModelConfig
+
+# Architecture per profile: the paper profile of LDC-VAE is the RAE network (000 §V.A).
+# The small profile gets batch norm like the RAE nets (see explorer.nets.small_bn_nets for why).
+NETS_FOR_PROFILE = {"small": "small-bn", "small-bn": "small-bn", "paper": "rae", "rae": "rae"}
+
+
+@dataclass
+class LDCVAEConfig(ModelConfig):
+    """LDC-VAE settings.
+
+    Attributes:
+        particles: M, encoder particles (noise draws) per image for SVGD (eq. 15); >= 2.
+        sampler_particles: particles in the sampler net's SVGD set per step; 0 means the
+            batch size. >= 2 otherwise.
+        mean_draws: noise draws averaged by ``encode`` for the posterior mean.
+        rec_to_encoder: L_REC's gradient also reaches the encoder (Algorithm 1 step 4 updates
+            E and D with both gradients); False trains the encoder by SVGD alone.
+    """
+
+    particles: int = 8
+    sampler_particles: int = 0
+    mean_draws: int = 16
+    rec_to_encoder: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.profile not in NETS_FOR_PROFILE:
+            raise ValueError(f"unknown profile {self.profile!r} for ldc-vae; choose one of {sorted(NETS_FOR_PROFILE)}")
+        if not isinstance(self.particles, int) or self.particles < 2:
+            raise ValueError(f"particles must be an int >= 2 (SVGD needs a set), got {self.particles!r}")
+        if self.sampler_particles == 1 or self.sampler_particles < 0:
+            raise ValueError(f"sampler_particles must be 0 (= batch size) or >= 2, got {self.sampler_particles!r}")
+        if self.mean_draws < 1:
+            raise ValueError(f"mean_draws must be >= 1, got {self.mean_draws!r}")
+
+    def default_name(self) -> str:
+        return "ldc-vae" + ("-2d" if self.latent_dim == 2 else "")
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Run ``module`` in eval mode (batch norm uses running statistics and leaves them alone)."""
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)
+
+
+class NoiseInputEncoder(nn.Module):
+    """E(x, ε): a conv encoder whose first conv output gets a conv of the noise added (000 Fig. 1b).
+
+    ``forward(x, eps)``: x ``(B, C, H, W)``, eps ``(B, C, H, W)`` -> z ``(B, d)``.
+    """
+
+    def __init__(self, net: nn.Sequential):
+        super().__init__()
+        first = net[0]
+        if not isinstance(first, nn.Conv2d):
+            raise ValueError(f"the encoder must start with a Conv2d, got {type(first).__name__}")
+        self.first, self.rest = first, net[1:]
+        self.noise_conv = nn.Conv2d(first.in_channels, first.out_channels, first.kernel_size, first.stride,
+                                    first.padding, bias=False)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.first(x) + self.noise_conv(eps))
+
+
+class LDCVAE(LatentModel):
+    """LDC-VAE (seed 000 §IV, Algorithm 1). Implicit encoder: :meth:`posterior` is not defined."""
+
+    family = "ldc-vae"
+    config_class = LDCVAEConfig
+    gaussian_encoder = False
+
+    def __init__(self, config: LDCVAEConfig):
+        super().__init__(config)
+        nets = NETS_FOR_PROFILE[config.profile]
+        self.sampler_net = build_nets(nets, config.image_shape, config.latent_dim, config.latent_dim)[0]
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("mean_noise", torch.randn(config.mean_draws, *config.image_shape, generator=g))
+        self.register_buffer("gibbs_sigma2", torch.tensor(float("nan")))  # σ² of the latest training step
+
+    def build_networks(self, config: LDCVAEConfig) -> tuple[nn.Module, nn.Module]:
+        enc, dec = build_nets(NETS_FOR_PROFILE[config.profile], config.image_shape, config.latent_dim,
+                              config.latent_dim)
+        return NoiseInputEncoder(enc), dec
+
+    # ---- public API -------------------------------------------------------------------------
+    def posterior(self, x: torch.Tensor):
+        """Not available: the LDC-VAE encoder is implicit (q(z|x) has no closed form).
+
+        Raises:
+            NotImplementedError: always; use :meth:`encode` or :meth:`posterior_samples`.
+        """
+        raise NotImplementedError("ldc-vae has an implicit encoder E(x, eps): q(z|x) has no closed form; "
+                                  "use encode(x) for its mean or posterior_samples(x, n) for draws")
+
+    def posterior_samples(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws z = E(x, ε), ε ~ N(0, I), per image: ``(B, C, H, W)`` -> ``(B, n, d)``.
+
+        Raises:
+            ValueError: bad image shape, or ``n`` < 1.
+        """
+        self._check_images(x)
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        eps = torch.randn(x.shape[0] * n, *self.image_shape, generator=generator).to(x)
+        return self.encoder(x.repeat_interleave(n, 0), eps).view(x.shape[0], n, -1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior mean, (1/K) Σ_k E(x, ε_k) over the K stored noise draws: ``(B, C, H, W)`` -> ``(B, d)``.
+
+        Raises:
+            ValueError: ``x`` does not have the model's image shape.
+        """
+        self._check_images(x)
+        k = self.mean_noise.shape[0]
+        eps = self.mean_noise.repeat(x.shape[0], 1, 1, 1)
+        return self.encoder(x.repeat_interleave(k, 0), eps).view(x.shape[0], k, -1).mean(1)
+
+    @property
+    def samplers(self) -> list[str]:
+        return ["prior"] + (["gmm"] if self.gmm.is_fitted else []) + ["sampler-net"]
+
+    def sample(self, n: int, sampler: str = "prior", generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(n, d)`` codes from ``prior`` N(0, I), the fitted ``gmm``, or the ``sampler-net`` S(ε).
+
+        Raises:
+            ValueError: unknown sampler, or ``n`` < 1.
+        """
+        if sampler != "sampler-net":
+            return super().sample(n, sampler, generator)
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        eps = torch.randn(n, *self.image_shape, generator=generator).to(self.mean_noise)
+        return self.sampler_net(eps)
+
+    # ---- training ---------------------------------------------------------------------------
+    def gibbs_log_posterior(self, x: torch.Tensor, x_hat: torch.Tensor, sigma2: torch.Tensor | float) -> torch.Tensor:
+        """log p(z|x) + const = -||x - D(z)||² / σ² (eq. 13): ``(B, C, H, W)`` twice -> ``(B,)``."""
+        return -(x - x_hat).pow(2).flatten(1).sum(1) / sigma2
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One step of Algorithm 1 on ``x (B, C, H, W)``: decoder L_REC, encoder and sampler SVGD."""
+        b, m, d = x.shape[0], self.config.particles, self.latent_dim
+        # Steps 1-2: M encoder particles per image, reconstruction loss for the decoder.
+        xr = x.repeat_interleave(m, 0)
+        z = self.encoder(xr, torch.randn_like(xr))  # (B*M, d), graph to the encoder
+        zd = z if self.config.rec_to_encoder else z.detach().requires_grad_(True)
+        x_hat = torch.sigmoid(self.decoder(zd))
+        sse = (xr - x_hat).pow(2).flatten(1).sum(1)  # (B*M,) per-image sum
+        resid = (xr - x_hat).detach()
+        sigma2 = resid.var().clamp_min(1e-8)  # reading 1: per-pixel residual variance
+        sigma2_norm = resid.flatten(1).norm(dim=1).var()
+        # Step 3 (eq. 15): score of the Gibbs posterior at each particle, SVGD within each image's set.
+        score = torch.autograd.grad((-sse / sigma2).sum(), zd, retain_graph=True)[0]
+        phi = svgd_direction(z.detach().view(b, m, d), score.view(b, m, d)).reshape(b * m, d)
+        enc_surrogate = -(phi * z).sum(1).mean()  # gradient -φ·∂z/∂θ (eq. 16)
+        # Steps 5-7: sampler net particles towards the minibatch aggregate Gibbs posterior (reading 4).
+        n_s = self.config.sampler_particles or b
+        zs = self.sampler_net(torch.randn(n_s, *self.image_shape, device=x.device, dtype=x.dtype))
+        zsd = zs.detach().requires_grad_(True)
+        with eval_mode(self.decoder):  # the decoder as it will decode samples: running BN statistics
+            xs = torch.sigmoid(self.decoder(zsd)).flatten(1)  # (n_s, D)
+        xf = x.flatten(1)
+        pair_sse = (xs.pow(2).sum(1, keepdim=True) + xf.pow(2).sum(1)[None] - 2 * xs @ xf.T).clamp_min(0)
+        log_mix = torch.logsumexp(-pair_sse / sigma2, dim=1)  # (n_s,), up to -log B
+        score_s = torch.autograd.grad(log_mix.sum(), zsd)[0]
+        phi_s = svgd_direction(zs.detach(), score_s)
+        sampler_surrogate = -(phi_s * zs).sum(1).mean()
+        rec = sse.mean()
+        return {"loss": rec + enc_surrogate + sampler_surrogate, "rec": rec, "sigma2": sigma2.detach(),
+                "sigma2_norm_reading": sigma2_norm.detach(), "phi_enc": phi.norm(dim=1).mean(),
+                "phi_sampler": phi_s.norm(dim=1).mean()}
+
+    def on_step(self, terms: dict[str, torch.Tensor]) -> None:
+        self.gibbs_sigma2.fill_(float(terms["sigma2"]))
+
+    def sigma2_estimate(self) -> float | None:
+        """The Gibbs posterior's σ² (per pixel) of the latest training step; None before training."""
+        v = float(self.gibbs_sigma2)
+        return None if v != v else v
