@@ -14,6 +14,8 @@ PAGES = [
     st.Page("pages/coverage.py", title="Coverage", icon=":material/scatter_plot:"),
     st.Page("pages/sliders.py", title="Sliders", icon=":material/tune:"),
     st.Page("pages/drift.py", title="Drift", icon=":material/trending_flat:"),
+    st.Page("pages/sampler.py", title="Samplers", icon=":material/grain:"),
+    st.Page("pages/particle_flow.py", title="Particle flow", icon=":material/animation:"),
 ]
 
 with st.sidebar:

@@ -15,6 +15,24 @@ from explorer.models import ZOO, build_model  # noqa: E402
 from explorer.training import resolve_device, train_step  # noqa: E402
 
 
+def images_per_second(family: str, overrides: dict, x: torch.Tensor, batch_size: int, steps: int, warmup: int,
+                      device: torch.device) -> float:
+    """Training images/s of one model (full optimiser steps on ``x``), measured after ``warmup`` steps."""
+    torch.manual_seed(0)
+    model = build_model(family, **overrides).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    batches = x.split(batch_size)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for i in range(warmup):
+        train_step(model, opt, batches[i % len(batches)])
+    sync()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        train_step(model, opt, batches[i % len(batches)])
+    sync()
+    return steps * batch_size / (time.perf_counter() - t0)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto")
@@ -27,21 +45,9 @@ def main():
     x = load_dataset("mnist", "train", limit=args.batch_size * 8)[0].to(device)
     print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, profile {args.profile}")
     for name, (family, over) in ZOO.items():
-        torch.manual_seed(0)
-        model = build_model(family, **{**over, "profile": args.profile}).to(device).train()
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
-        batches = x.split(args.batch_size)
-        for i in range(args.warmup):
-            train_step(model, opt, batches[i % len(batches)])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for i in range(args.steps):
-            train_step(model, opt, batches[i % len(batches)])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        secs = time.perf_counter() - t0
-        print(f"{name:<16} {args.steps * args.batch_size / secs:9.0f} images/s", flush=True)
+        ips = images_per_second(family, {**over, "profile": args.profile}, x, args.batch_size, args.steps,
+                                args.warmup, device)
+        print(f"{name:<16} {ips:9.0f} images/s", flush=True)
 
 
 if __name__ == "__main__":

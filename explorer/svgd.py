@@ -184,12 +184,14 @@ def svgd_direction(z: torch.Tensor, score: torch.Tensor, h: "float | torch.Tenso
     3 and 6, where ``score = -grad_z L_REC`` up to the Gibbs temperature).
 
     Raises:
-        ValueError: ``z`` and ``score`` differ in shape, are not 2-D or 3-D, M < 2 with
-            ``h=None``, or ``h`` is invalid.
+        ValueError: ``z`` and ``score`` differ in shape or dtype, are not 2-D or 3-D or not
+            floating, M < 2 with ``h=None``, or ``h`` is invalid.
     """
     if z.shape != score.shape or z.dim() not in (2, 3):
         raise ValueError(f"svgd_direction needs z and score of the same shape (M, d) or (B, M, d), "
                          f"got z {tuple(z.shape)} and score {tuple(score.shape)}")
+    if not z.is_floating_point() or score.dtype != z.dtype:
+        raise ValueError(f"svgd_direction needs z and score of the same floating dtype, got {z.dtype} and {score.dtype}")
     if z.dim() == 2:
         return svgd_direction(z.unsqueeze(0), score.unsqueeze(0), h).squeeze(0)
     m = z.shape[1]

@@ -2,8 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from explorer.metrics import mmd_rbf, prdc
-from ui.common import (PROJECTIONS, axis_titles, checkpoints, class_names, coverage_markdown, current_dataset,
+from explorer.evaluate import coverage_metrics
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, checkpoints, class_names, coverage_markdown, current_dataset,
                        ensure_navigation, get_model, pick_models)
 from ui.plots import latent_scatter, shared_ranges
 
@@ -17,21 +17,21 @@ names = pick_models(dataset, key="coverage_models")
 c1, c2, c3 = st.columns([2, 2, 1])
 projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                       key="coverage_projection")
-sampler = c2.radio("Sampler", ["prior", "gmm"], horizontal=True, key="coverage_sampler",
-                   format_func={"prior": "prior N(0, I)", "gmm": "GMM-10 on train codes"}.get)
+sampler = c2.radio("Sampler", list(SAMPLER_LABELS), horizontal=True, key="coverage_sampler",
+                   format_func=SAMPLER_LABELS.get)
 per_row = c3.number_input("Plots per row", 1, 6, 3, key="coverage_per_row")
 
 
 @st.cache_data(show_spinner="Computing coverage ...")
 def coverage_numbers(dataset: str, name: str, sampler: str) -> dict:
     ok, _ = checkpoints(dataset)
-    meta = ok[name]["meta"]
-    if sampler == "prior" and "coverage" in meta.get("metrics", {}):
-        return meta["metrics"]["coverage"]
+    metrics = ok[name]["meta"].get("metrics", {})
+    if sampler in metrics.get("sampler_coverage", {}):
+        return metrics["sampler_coverage"][sampler]
+    if sampler == "prior" and "coverage" in metrics:
+        return metrics["coverage"]
     a = get_model(dataset, name).arrays
-    out = prdc(a["test_mu"], a[sampler], k=5)
-    out["mmd"] = mmd_rbf(a["test_mu"], a[sampler])
-    return out
+    return coverage_metrics(a["test_mu"], a[sampler])
 
 
 panels = []
@@ -63,7 +63,7 @@ for row in range(0, len(panels), int(per_row)):
             if proj != projection:
                 st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
             if samp != sampler:
-                st.caption(f"{name} has no {sampler} sampler; showing the prior.")
+                st.caption(f"{name} has no {SAMPLER_LABELS[sampler]} sampler; showing the prior.")
             st.markdown(coverage_markdown(coverage_numbers(dataset, name, samp)))
 st.caption("Coverage, density (Naeem et al. 2020) and precision, recall (Kynkäänniemi et al. 2019) with k = 5, and "
            "the RBF MMD² (median-heuristic bandwidth), all between the sampler's codes and the encoder means in the "

@@ -24,13 +24,27 @@ if not models:
     st.stop()
 ok, _ = checkpoints(dataset)
 
-# Per-model drift KL on the full test set (from the checkpoint's metrics) side by side.
-kl = {n: ok[n]["meta"].get("metrics", {}).get("drift_kl") for n, _ in models}
-bar = go.Figure(go.Bar(x=list(kl), y=[v if v is not None else 0 for v in kl.values()],
-                       text=[f"{v:.3f}" if v is not None else "n/a" for v in kl.values()], textposition="outside"))
-bar.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="drift KL (nats)",
-                  title=dict(text="mean KL(q(z′|x′) ‖ q(z|x)) on the 10k test set", font=dict(size=14)))
+# Per-model drift on the full test set (from the checkpoint's metrics) side by side. drift KL needs a
+# Gaussian encoder; with an implicit one (LDC-VAE) in the set, every model shows ||z' - z||^2 instead.
+use_kl = all(m.gaussian_encoder for _, m in models)
+key, unit = ("drift_kl", "drift KL (nats)") if use_kl else ("drift_sq", "‖z′ − z‖²")
+title = ("mean KL(q(z′|x′) ‖ q(z|x)) on the 10k test set" if use_kl else
+         "mean ‖z′ − z‖² on the 10k test set (drift KL is undefined for the implicit LDC-VAE encoder)")
+st.caption(f"Measure shown: **{unit}**" + ("" if use_kl else ", for every model, so the bars compare."))
+vals = {n: ok[n]["meta"].get("metrics", {}).get(key) for n, _ in models}
+bar = go.Figure(go.Bar(x=list(vals), y=[v if v is not None else 0 for v in vals.values()],
+                       text=[f"{v:.3f}" if v is not None else "n/a" for v in vals.values()], textposition="outside"))
+bar.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=unit,
+                  title=dict(text=title, font=dict(size=14)))
 st.plotly_chart(bar, width="stretch", key="drift_bar")
+
+
+def per_image_drift(a: dict) -> np.ndarray:
+    """The shown drift measure per stored test image, ``(n,)``."""
+    if use_kl:
+        return a["drift_kl"].numpy()
+    return (a["drift_mu"] - a["test_mu"]).pow(2).sum(1).numpy()
+
 
 idx = np.array(sorted(chosen), dtype=int)
 projs = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m in models}
@@ -39,8 +53,8 @@ cols = st.columns(min(len(models), 3))
 for k, (name, model) in enumerate(models):
     a, proj = model.arrays, projs[name]
     fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
-                         title=f"{name}: drift KL of these images "
-                               f"{float(a['drift_kl'][idx].mean()) if len(idx) else 0:.3f} nats",
+                         title=f"{name}: {unit} of these images "
+                               f"{float(per_image_drift(a)[idx].mean()) if len(idx) else 0:.3f}",
                          axis_titles=axis_titles(proj), ranges=ranges[proj], height=360)
     fig.update_traces(marker=dict(opacity=0.25), selector=dict(name="encoder means"))
     if len(idx):

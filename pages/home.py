@@ -12,7 +12,7 @@ st.markdown(
     "generated codes, and what lives in the gaps? Pick a view on the left: **Coverage** (prior vs encoder "
     "means), **Sliders** (decode any latent vector), **Drift** (z → x′ → z′).")
 
-COLUMNS = {"test_mse": "test MSE (sum/img)", "kl": "KL (nats)", "drift_kl": "drift KL (nats)",
+COLUMNS = {"test_mse": "test MSE (sum/img)", "kl": "KL (nats)", "drift_kl": "drift KL (nats)", "drift_sq": "drift ‖z′−z‖²",
            "active_units": "active units", "sigma2": "σx²"}
 
 

@@ -1,14 +1,17 @@
 """AppTest: every page renders on the shipped checkpoints, and the sliders really decode."""
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer.models import ZOO
 from ui.apptest import as_running_server
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/home.py", "pages/coverage.py", "pages/sliders.py", "pages/drift.py"]
+PAGES = ["pages/home.py", "pages/coverage.py", "pages/sliders.py", "pages/drift.py", "pages/sampler.py",
+         "pages/particle_flow.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -100,12 +103,43 @@ def test_broken_checkpoint_warns_and_the_rest_still_loads(tmp_path, monkeypatch)
 def test_sliders_render_for_every_shipped_model(dataset):
     at = open_page("pages/sliders.py", dataset)
     names = at.selectbox(key=f"sliders_model_{dataset}").options
-    assert len(names) == 8
+    assert sorted(names) == sorted(ZOO)
     for name in names:
         at.selectbox(key=f"sliders_model_{dataset}").set_value(name).run()
         assert not at.exception, (name, [e.value for e in at.exception])
         d = len([s for s in at.slider if s.label.startswith("z")])
         assert d == (2 if name.endswith("2d") else 16), name
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_sampler_page_shows_every_sampler_of_ldc_vae(dataset):
+    at = open_page("pages/sampler.py", dataset)
+    at.multiselect(key=f"sampler_models_{dataset}").set_value(["ldc-vae", "vae"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    # ldc-vae: prior, gmm, sampler net; vae: prior, gmm -> 5 scatter plots, 5 grids, 5 coverage tables
+    assert len(at.get("plotly_chart")) == 5
+    assert len([m for m in at.markdown if m.value.startswith("| coverage")]) == 5
+    assert any("sampler net" in m.value for m in at.markdown)
+
+
+def test_particle_flow_animates_towards_the_posterior():
+    at = open_page("pages/particle_flow.py")
+    at.select_slider(key="flow_particles").set_value(16)
+    at.select_slider(key="flow_steps").set_value(50).run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(spec["frames"]) == 51  # one frame per step, plus the start
+    start, end = (float(m.value) for m in at.metric)
+    assert end < start  # the particles reconstruct the image better after SVGD
+
+
+def test_drift_page_switches_to_squared_distance_with_an_implicit_encoder():
+    at = open_page("pages/drift.py")
+    at.multiselect(key="drift_models_mnist").set_value(["vae", "ldc-vae"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("‖z′ − z‖²" in c.value for c in at.caption)
+    at.multiselect(key="drift_models_mnist").set_value(["vae", "consistency-vae"]).run()
+    assert any("drift KL" in c.value for c in at.caption)
 
 
 @pytest.mark.fresh_server

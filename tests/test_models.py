@@ -9,7 +9,7 @@ from explorer.training import train_step
 
 def test_registry_covers_every_shipped_name():
     expected = {"vae", "beta-vae", "ar-elbo-iso-i", "ar-elbo-iso-d", "ar-elbo-diag-i", "ar-elbo-diag-d",
-                "consistency-vae", "vae-2d"}
+                "consistency-vae", "vae-2d", "ldc-vae"}
     assert set(ZOO) == expected
     for name, (family, overrides) in ZOO.items():
         model = build_model(family, **overrides)
@@ -27,15 +27,15 @@ def test_unknown_family_and_field_are_named():
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
-def test_one_training_step_changes_encoder_and_decoder(name, batch):
+def test_one_training_step_changes_every_trained_network(name, batch):
     torch.manual_seed(0)
     family, overrides = ZOO[name]
     model = build_model(family, **overrides)
     before = copy.deepcopy(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     terms = train_step(model, opt, batch)
-    assert {"loss", "rec", "kl"} <= set(terms)
-    for part in ("encoder", "decoder"):
+    assert {"loss", "rec"} <= set(terms) and ("kl" in terms) == model.gaussian_encoder
+    for part in ("encoder", "decoder") + (() if model.gaussian_encoder else ("sampler_net",)):
         changed = [k for k, v in model.state_dict().items() if k.startswith(part) and not torch.equal(v, before[k])]
         assert changed, f"{name}: no {part} weight changed"
 

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("mnist", "fashion-mnist")
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP", "identity": "true latent plane (d = 2)"}
 DEFAULT_MODELS = ("vae", "ar-elbo-iso-i", "consistency-vae")
+SAMPLER_LABELS = {"prior": "prior N(0, I)", "gmm": "GMM-10 on train codes", "sampler-net": "sampler net S(ε)"}
 
 
 NAV_FLAG = "_latent_explorer_navigation"
@@ -126,7 +127,8 @@ def current_dataset() -> str:
     return st.session_state.get("dataset", DATASETS[0])
 
 
-def pick_models(dataset: str, key: str, label: str = "Models", max_default: int = 3) -> list[str]:
+def pick_models(dataset: str, key: str, label: str = "Models", max_default: int = 3,
+                preferred: tuple[str, ...] = DEFAULT_MODELS) -> list[str]:
     """Multiselect over the dataset's usable checkpoints; broken files are reported, not offered."""
     ok, broken = checkpoints(dataset)
     for name, err in broken.items():
@@ -136,7 +138,7 @@ def pick_models(dataset: str, key: str, label: str = "Models", max_default: int 
         st.info(f"No checkpoints for {dataset} in {checkpoint_dir() / dataset}. Train some with "
                 f"`python train.py --all --dataset {dataset}`.")
         return []
-    default = [n for n in DEFAULT_MODELS if n in ok][:max_default] or names[:1]
+    default = [n for n in preferred if n in ok][:max_default] or names[:1]
     return st.multiselect(label, names, default=default, key=f"{key}_{dataset}")
 
 

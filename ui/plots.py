@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"), "gmm": ("GMM samples", "rgba(214,39,40,0.45)")}
+SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"), "gmm": ("GMM samples", "rgba(214,39,40,0.45)"),
+                 "sampler-net": ("sampler-net samples", "rgba(31,119,180,0.5)")}
 
 
 def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler_xy: np.ndarray | None = None,
@@ -47,4 +48,43 @@ def drift_arrows(fig: go.Figure, start: np.ndarray, end: np.ndarray, colour: str
     fig.add_trace(go.Scatter(x=start[:, 0], y=start[:, 1], mode="markers+text", name="z (chosen images)",
                              text=[str(i) for i in range(len(start))], textposition="top center",
                              marker=dict(size=9, color="white", line=dict(width=2, color=colour))))
+    return fig
+
+
+def particle_flow_figure(frames_xy: np.ndarray, background_xy: np.ndarray, target_xy: np.ndarray | None = None,
+                         title: str = "", axis_titles=("1", "2"), height: int = 480) -> go.Figure:
+    """Plotly animation of particles: ``frames_xy (T, N, 2)`` over grey ``background_xy (M, 2)``.
+
+    ``target_xy (2,)`` (e.g. the image's encoder mean) is marked with a star. One frame per step.
+    """
+    lo = np.minimum(frames_xy.reshape(-1, 2).min(0), background_xy.min(0))
+    hi = np.maximum(frames_xy.reshape(-1, 2).max(0), background_xy.max(0))
+    pad = 0.05 * np.maximum(hi - lo, 1e-6)
+    particles = lambda t: go.Scatter(x=frames_xy[t, :, 0], y=frames_xy[t, :, 1], mode="markers",  # noqa: E731
+                                     name="SVGD particles", marker=dict(size=7, color="rgba(31,119,180,0.85)"))
+    data = [go.Scattergl(x=background_xy[:, 0], y=background_xy[:, 1], mode="markers", name="encoder means",
+                         marker=dict(size=3, color="rgba(150,150,150,0.35)"), hoverinfo="skip")]
+    if target_xy is not None:
+        data.append(go.Scatter(x=[target_xy[0]], y=[target_xy[1]], mode="markers", name="this image's encoder mean",
+                               marker=dict(size=16, symbol="star", color="gold", line=dict(width=1, color="black"))))
+    data.append(particles(0))
+    k = len(data) - 1
+    frames = [go.Frame(data=[particles(t)], traces=[k], name=str(t)) for t in range(len(frames_xy))]
+    steps = [dict(method="animate", label=str(t), args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                                                         transition=dict(duration=0))])
+             for t in range(len(frames_xy))]
+    fig = go.Figure(data=data, frames=frames)
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], title=axis_titles[0]),
+        yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], title=axis_titles[1]),
+        legend=dict(orientation="h", x=1, y=1.0, xanchor="right", yanchor="bottom"),
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.08, xanchor="left", yanchor="top",
+                          buttons=[dict(label="▶ play", method="animate",
+                                        args=[None, dict(frame=dict(duration=60, redraw=False), fromcurrent=True,
+                                                         transition=dict(duration=0))]),
+                                   dict(label="❚❚ pause", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
+        sliders=[dict(active=0, steps=steps, x=0.15, len=0.85, y=-0.02, currentvalue=dict(prefix="SVGD step "))],
+    )
     return fig

@@ -1,0 +1,65 @@
+"""Sampler: decoded samples from every sampler a model offers, with its codes over the encoder means."""
+import numpy as np
+import streamlit as st
+import torch
+
+from explorer.evaluate import coverage_metrics
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, checkpoints, class_names, coverage_markdown,
+                       current_dataset, ensure_navigation, get_model, pick_models, to_grid, to_png)
+from ui.plots import latent_scatter, shared_ranges
+
+ensure_navigation()
+dataset = current_dataset()
+st.title("Samplers: prior, GMM and sampler net")
+st.caption("For each model, each sampler it offers: a grid of decoded samples, and the same sampler's 2,000 codes "
+           "drawn over the encoder means of 2,000 test images in one shared 2-D projection, with the coverage numbers "
+           "(computed in the full latent space). LDC-VAE's sampler net S(ε) is trained with SVGD towards the aggregate "
+           "Gibbs posterior (seed 000, Algorithm 1 steps 5–7).")
+ok, _ = checkpoints(dataset)
+names = pick_models(dataset, key="sampler_models", max_default=2, preferred=("ldc-vae", "vae", "ar-elbo-iso-i"))
+c1, c2 = st.columns([3, 1])
+projection = c1.radio("Projection", ["pca", "umap"], format_func=PROJECTIONS.get, horizontal=True,
+                      key="sampler_projection")
+n_show = c2.select_slider("Samples per grid", [16, 36, 64], value=36, key="sampler_grid")
+
+
+@st.cache_data(show_spinner="Decoding samples ...", max_entries=256)
+def sample_grid_png(dataset: str, name: str, sampler: str, n: int, _model) -> bytes:
+    """The first ``n`` stored codes of ``sampler`` decoded into a grid, as PNG bytes."""
+    with torch.no_grad():
+        imgs = _model.decode(_model.arrays[sampler][:n])
+    return to_png(to_grid(imgs, nrow=int(np.sqrt(n)), scale=2))
+
+
+@st.cache_data(show_spinner="Computing coverage ...")
+def sampler_numbers(dataset: str, name: str, sampler: str) -> dict:
+    metrics = ok[name]["meta"].get("metrics", {})
+    if sampler in metrics.get("sampler_coverage", {}):
+        return metrics["sampler_coverage"][sampler]
+    a = get_model(dataset, name).arrays
+    return coverage_metrics(a["test_mu"], a[sampler])
+
+
+models = [(n, m) for n in names if (m := get_model(dataset, n)) is not None]
+if not models:
+    st.stop()
+proj = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m in models}
+ranges = {p: shared_ranges([np.concatenate([m.arrays[f"{p}_test"].numpy()] +
+                                            [m.arrays[f"{p}_{s}"].numpy() for s in m.samplers if f"{p}_{s}" in m.arrays])
+                            for n, m in models if proj[n] == p]) for p in set(proj.values())}
+for name, model in models:
+    st.subheader(f"{name} (d = {model.latent_dim})")
+    a, p = model.arrays, proj[name]
+    samplers = [s for s in model.samplers if s in a and f"{p}_{s}" in a]
+    cols = st.columns(max(len(samplers), 1))
+    for col, s in zip(cols, samplers):
+        with col:
+            st.markdown(f"**{SAMPLER_LABELS.get(s, s)}**")
+            st.image(sample_grid_png(dataset, name, s, int(n_show), model), caption=f"decode(z), z from {s}")
+            fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
+                                 a[f"{p}_{s}"].numpy(), sampler=s, axis_titles=axis_titles(p), ranges=ranges[p],
+                                 height=320)
+            st.plotly_chart(fig, width="stretch", key=f"sampler_{name}_{s}")
+            st.markdown(coverage_markdown(sampler_numbers(dataset, name, s)))
+    if p != projection:
+        st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")

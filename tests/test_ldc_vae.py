@@ -1,0 +1,120 @@
+"""LDC-VAE (seed 000): implicit encoder, Gibbs-posterior SVGD, sampler net."""
+import pytest
+import torch
+
+import explorer
+from explorer.checkpoint import save
+from explorer.evaluate import drift, sampler_coverage
+from explorer.models import build_model
+from explorer.svgd import svgd_direction
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model("ldc-vae", latent_dim=4, particles=3)
+
+
+def test_encoder_is_implicit_and_its_mean_is_deterministic(model, batch):
+    model.eval()
+    with torch.no_grad():
+        z1, z2 = model.encode(batch), model.encode(batch)
+        assert z1.shape == (8, 4) and torch.equal(z1, z2)
+        # batch-independent: the mean of one image does not depend on the others
+        assert torch.allclose(model.encode(batch[:1]), z1[:1], atol=1e-5)
+        draws = model.posterior_samples(batch, 5)
+        assert draws.shape == (8, 5, 4) and draws.std(1).mean() > 0  # noise really enters
+    with pytest.raises(NotImplementedError, match="implicit"):
+        model.posterior(batch)
+    assert not model.gaussian_encoder
+
+
+def test_samplers_and_shapes(model):
+    assert model.samplers == ["prior", "sampler-net"]
+    model.gmm.fit(torch.randn(300, 4))
+    assert model.samplers == ["prior", "gmm", "sampler-net"]
+    model.eval()
+    with torch.no_grad():
+        for s in model.samplers:
+            assert model.sample(6, s).shape == (6, 4)
+    with pytest.raises(ValueError, match="'nope'"):
+        model.sample(3, "nope")
+
+
+def test_encoder_gradient_is_the_svgd_direction_through_z(model, batch):
+    """Eq. 16: with phi held constant, d(surrogate)/dz = -phi / (B*M) for every particle."""
+    torch.manual_seed(1)
+    b, m, d = 8, model.config.particles, model.latent_dim
+    xr = batch.repeat_interleave(m, 0)
+    z = model.encoder(xr, torch.randn_like(xr)).detach().requires_grad_(True)
+    x_hat = torch.sigmoid(model.decoder(z))
+    sse = (xr - x_hat).pow(2).flatten(1).sum(1)
+    sigma2 = (xr - x_hat).detach().var()
+    score = torch.autograd.grad((-sse / sigma2).sum(), z)[0]
+    phi = svgd_direction(z.detach().view(b, m, d), score.view(b, m, d)).reshape(-1, d)
+    surrogate = -(phi * z).sum(1).mean()
+    g = torch.autograd.grad(surrogate, z)[0]
+    assert torch.allclose(g, -phi / (b * m), atol=1e-6)
+    assert score.abs().sum() > 0
+
+
+def test_gibbs_score_matches_finite_differences(model, batch):
+    """∇_z log p(z|x) = -∇_z ||x - D(z)||² / σ² (eq. 13), checked numerically in float64."""
+    model = model.double().eval()
+    x = batch[:2].double()
+    z = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    sigma2 = 0.05
+    logp = model.gibbs_log_posterior(x, model.decode(z), sigma2)
+    score = torch.autograd.grad(logp.sum(), z)[0]
+    eps = 1e-6
+    with torch.no_grad():
+        for i in range(4):
+            dz = torch.zeros_like(z)
+            dz[:, i] = eps
+            fd = (model.gibbs_log_posterior(x, model.decode(z + dz), sigma2)
+                  - model.gibbs_log_posterior(x, model.decode(z - dz), sigma2)) / (2 * eps)
+            assert torch.allclose(score[:, i], fd, rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_round_trip(model, batch, tmp_path):
+    model.gmm.fit(torch.randn(300, 4))
+    model.gibbs_sigma2.fill_(0.03)
+    model.eval()
+    path = save(model, tmp_path / "ldc.safetensors", meta={"name": "ldc"})
+    loaded = explorer.load(path)
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(batch), model.encode(batch))
+        z = torch.randn(3, 4)
+        assert torch.equal(loaded.decode(z), model.decode(z))
+        g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        assert torch.equal(loaded.sample(7, "sampler-net", generator=g1), model.sample(7, "sampler-net", generator=g2))
+    assert loaded.samplers == ["prior", "gmm", "sampler-net"]
+    assert loaded.sigma2_estimate() == pytest.approx(0.03)
+    assert loaded.config.particles == 3
+
+
+def test_drift_and_sampler_coverage_handle_the_implicit_encoder(model, batch):
+    model.eval()
+    d = drift(model, batch)
+    assert set(d) == {"mu", "mu2", "drift_sq"} and d["drift_sq"].shape == (8,)
+    cov = sampler_coverage(model, "mnist", n=50, test_mu=model.encode(batch.repeat(7, 1, 1, 1)[:50]).detach())
+    assert set(cov) == {"prior", "sampler-net"}
+    assert set(cov["sampler-net"]) == {"precision", "recall", "density", "coverage", "mmd"}
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="particles.*1"):
+        build_model("ldc-vae", particles=1)
+    with pytest.raises(ValueError, match="'huge'"):
+        build_model("ldc-vae", profile="huge")
+
+
+def test_paper_profile_is_the_rae_network_and_trains(batch):
+    from explorer.training import train_step
+    torch.manual_seed(0)
+    model = build_model("ldc-vae", profile="paper", particles=2)
+    convs = [m for m in model.encoder.rest if isinstance(m, torch.nn.Conv2d)]
+    assert [model.encoder.first.out_channels] + [c.out_channels for c in convs] == [128, 256, 512, 1024]
+    before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("sampler_net")}
+    terms = train_step(model, torch.optim.Adam(model.parameters(), 1e-4), batch[:4])
+    assert terms["rec"] > 0 and any(not torch.equal(v, model.state_dict()[k]) for k, v in before.items())
