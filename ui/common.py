@@ -73,8 +73,10 @@ def _listing_key(dataset: str) -> tuple:
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=32)
 def _scan(listing: tuple) -> tuple[dict, dict]:
+    # cache_resource, not cache_data: the headers are read-only and cache_data would deep-copy
+    # every checkpoint's metadata (histories, metrics) on each rerun (~4 ms per rerun here).
     ok, broken = {}, {}
     for path, _, _ in listing:
         name = Path(path).name[: -len(EXT)]
