@@ -112,16 +112,13 @@ def evaluate(model: LatentModel, dataset: str, name: str = "", device: str | tor
     x, _ = load_dataset(dataset, "test")
     terms = batched(lambda b: _eval_batch(model, b), x, device=device)
     mu = terms["mu"]
-    gen = torch.Generator().manual_seed(seed)
-    prior = model.sample(n_coverage, "prior", generator=gen).cpu()
+    per_sampler = sampler_coverage(model, dataset, n=n_coverage, seed=seed, device=device, test_mu=mu[:n_coverage])
     mean = lambda key: float(terms[key].mean()) if key in terms else None  # noqa: E731
     return {
         "name": name, "model": model.family, "dataset": dataset, "latent_dim": model.latent_dim,
         "test_mse": mean("sse"), "kl": mean("kl"), "drift_kl": mean("drift_kl"),
         "drift_sq": mean("drift_sq"), "active_units": active_units(mu), "sigma2": model.sigma2_estimate(),
-        "coverage": coverage_metrics(mu[:n_coverage], prior),
-        "sampler_coverage": sampler_coverage(model, dataset, n=n_coverage, seed=seed, device=device,
-                                             test_mu=mu[:n_coverage]),
+        "coverage": per_sampler["prior"], "sampler_coverage": per_sampler,
     }
 
 

@@ -2,9 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from explorer.evaluate import coverage_metrics
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, checkpoints, class_names, coverage_markdown, current_dataset,
-                       ensure_navigation, get_model, pick_models)
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, coverage_markdown, coverage_numbers,
+                       current_dataset, ensure_navigation, get_model, pick_models)
 from ui.plots import latent_scatter, shared_ranges
 
 ensure_navigation()
@@ -20,18 +19,6 @@ projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.g
 sampler = c2.radio("Sampler", list(SAMPLER_LABELS), horizontal=True, key="coverage_sampler",
                    format_func=SAMPLER_LABELS.get)
 per_row = c3.number_input("Plots per row", 1, 6, 3, key="coverage_per_row")
-
-
-@st.cache_data(show_spinner="Computing coverage ...")
-def coverage_numbers(dataset: str, name: str, sampler: str) -> dict:
-    ok, _ = checkpoints(dataset)
-    metrics = ok[name]["meta"].get("metrics", {})
-    if sampler in metrics.get("sampler_coverage", {}):
-        return metrics["sampler_coverage"][sampler]
-    if sampler == "prior" and "coverage" in metrics:
-        return metrics["coverage"]
-    a = get_model(dataset, name).arrays
-    return coverage_metrics(a["test_mu"], a[sampler])
 
 
 panels = []

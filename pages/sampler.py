@@ -3,8 +3,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.evaluate import coverage_metrics
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, checkpoints, class_names, coverage_markdown,
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, coverage_markdown, coverage_numbers,
                        current_dataset, ensure_navigation, get_model, pick_models, to_grid, to_png)
 from ui.plots import latent_scatter, shared_ranges
 
@@ -15,7 +14,6 @@ st.caption("For each model, each sampler it offers: a grid of decoded samples, a
            "drawn over the encoder means of 2,000 test images in one shared 2-D projection, with the coverage numbers "
            "(computed in the full latent space). LDC-VAE's sampler net S(ε) is trained with SVGD towards the aggregate "
            "Gibbs posterior (seed 000, Algorithm 1 steps 5–7).")
-ok, _ = checkpoints(dataset)
 names = pick_models(dataset, key="sampler_models", max_default=2, preferred=("ldc-vae", "vae", "ar-elbo-iso-i"))
 c1, c2 = st.columns([3, 1])
 projection = c1.radio("Projection", ["pca", "umap"], format_func=PROJECTIONS.get, horizontal=True,
@@ -29,15 +27,6 @@ def sample_grid_png(dataset: str, name: str, sampler: str, n: int, _model) -> by
     with torch.no_grad():
         imgs = _model.decode(_model.arrays[sampler][:n])
     return to_png(to_grid(imgs, nrow=int(np.sqrt(n)), scale=2))
-
-
-@st.cache_data(show_spinner="Computing coverage ...")
-def sampler_numbers(dataset: str, name: str, sampler: str) -> dict:
-    metrics = ok[name]["meta"].get("metrics", {})
-    if sampler in metrics.get("sampler_coverage", {}):
-        return metrics["sampler_coverage"][sampler]
-    a = get_model(dataset, name).arrays
-    return coverage_metrics(a["test_mu"], a[sampler])
 
 
 models = [(n, m) for n in names if (m := get_model(dataset, n)) is not None]
@@ -60,6 +49,6 @@ for name, model in models:
                                  a[f"{p}_{s}"].numpy(), sampler=s, axis_titles=axis_titles(p), ranges=ranges[p],
                                  height=320)
             st.plotly_chart(fig, width="stretch", key=f"sampler_{name}_{s}")
-            st.markdown(coverage_markdown(sampler_numbers(dataset, name, s)))
+            st.markdown(coverage_markdown(coverage_numbers(dataset, name, s)))
     if p != projection:
         st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")

@@ -120,6 +120,21 @@ def test_images(dataset: str, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     return x.numpy(), y.numpy()
 
 
+@st.cache_data(show_spinner="Computing coverage ...")
+def coverage_numbers(dataset: str, name: str, sampler: str) -> dict:
+    """Coverage numbers of one sampler against the encoder means: stored at train time when the
+    checkpoint has them, else computed from its stored arrays (:func:`explorer.evaluate.coverage_metrics`)."""
+    metrics = checkpoints(dataset)[0][name]["meta"].get("metrics", {})
+    if sampler in metrics.get("sampler_coverage", {}):
+        return metrics["sampler_coverage"][sampler]
+    if sampler == "prior" and "coverage" in metrics:
+        return metrics["coverage"]
+    a = get_model(dataset, name).arrays
+    from explorer.evaluate import coverage_metrics  # lazy: sklearn stays out of app start-up
+
+    return coverage_metrics(a["test_mu"], a[sampler])
+
+
 def class_names(dataset: str) -> tuple[str, ...]:
     return dataset_info(dataset).classes
 
