@@ -27,12 +27,14 @@ from explorer.data import DATASETS, dataset_info, load_dataset
 from explorer.evaluate import app_arrays, evaluate, fit_gmm
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
+from explorer.models.ldc_vae import SAMPLER_TARGETS
 from explorer.nets import PROFILES
 from explorer.training import TrainConfig, TrainingDiverged, resolve_device, train
 
 # CLI option -> model config field; only options the user gave are passed on.
 CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
-                  "profile": "profile", "particles": "particles", "sampler_particles": "sampler_particles"}
+                  "profile": "profile", "particles": "particles", "sampler_particles": "sampler_particles",
+                  "sampler_target": "sampler_target", "sampler_kernel_scale": "sampler_kernel_scale"}
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
 
 
@@ -49,6 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--particles", type=int, help="ldc-vae: SVGD particles (encoder noise draws) per image, M (default 8)")
     p.add_argument("--sampler-particles", type=int,
                    help="ldc-vae: particles in the sampler net's SVGD set per step (default: the batch size)")
+    p.add_argument("--sampler-target", choices=SAMPLER_TARGETS,
+                   help="ldc-vae: what the sampler net's SVGD targets (default encoder-kde; see explorer.models.ldc_vae)")
+    p.add_argument("--sampler-kernel-scale", type=float,
+                   help="ldc-vae: multiplier on the sampler's median-heuristic SVGD bandwidth (default 4; 1 = the paper's)")
     p.add_argument("--latent-dim", type=int, help="d (default 16)")
     p.add_argument("--profile", choices=sorted(PROFILES), help="architecture profile (default small)")
     p.add_argument("--epochs", type=int, default=20)

@@ -13,7 +13,8 @@ st.title("Samplers: prior, GMM and sampler net")
 st.caption("For each model, each sampler it offers: a grid of decoded samples, and the same sampler's 2,000 codes "
            "drawn over the encoder means of 2,000 test images in one shared 2-D projection, with the coverage numbers "
            "(computed in the full latent space). LDC-VAE's sampler net S(ε) is trained with SVGD towards the aggregate "
-           "Gibbs posterior (seed 000, Algorithm 1 steps 5–7).")
+           "posterior, estimated from the encoder's particles (seed 000, Algorithm 1 steps 5–7 and eq. 11; "
+           "the readings are in explorer.models.ldc_vae).")
 names = pick_models(dataset, key="sampler_models", max_default=2, preferred=("ldc-vae", "vae", "ar-elbo-iso-i"))
 c1, c2 = st.columns([3, 1])
 projection = c1.radio("Projection", ["pca", "umap"], format_func=PROJECTIONS.get, horizontal=True,

@@ -6,6 +6,7 @@ import explorer
 from explorer.checkpoint import save
 from explorer.evaluate import drift, sampler_coverage
 from explorer.models import build_model
+from explorer.models.ldc_vae import kde_score
 from explorer.svgd import svgd_direction
 
 
@@ -107,6 +108,42 @@ def test_config_is_validated():
         build_model("ldc-vae", particles=1)
     with pytest.raises(ValueError, match="'huge'"):
         build_model("ldc-vae", profile="huge")
+    with pytest.raises(ValueError, match="'prior'.*encoder-kde"):
+        build_model("ldc-vae", sampler_target="prior")
+    with pytest.raises(ValueError, match="sampler_kernel_scale.*0"):
+        build_model("ldc-vae", sampler_kernel_scale=0.0)
+
+
+def test_kde_score_closed_form():
+    # All codes at c: q̂ = N(c, h² I), whose score is (c - z) / h².
+    c = torch.tensor([[1.0, -2.0]]).repeat(5, 1)
+    z = torch.tensor([[0.0, 0.0], [3.0, 1.0]])
+    torch.testing.assert_close(kde_score(z, c, h=0.5), (c[:2] - z) / 0.25)
+    # Two far-apart codes: a point near one of them follows that one only.
+    two = torch.tensor([[0.0, 0.0], [100.0, 0.0]])
+    torch.testing.assert_close(kde_score(torch.tensor([[1.0, 1.0]]), two, h=1.0), torch.tensor([[-1.0, -1.0]]))
+    # Against autograd of the log-density with the default (Scott) width.
+    codes = torch.randn(50, 3)
+    zq = torch.randn(4, 3, requires_grad=True)
+    h = codes.std(0).mean() * 50 ** (-1 / 7)
+    logq = torch.logsumexp(-torch.cdist(zq, codes).pow(2) / (2 * h * h), 1).sum()
+    torch.testing.assert_close(kde_score(zq.detach(), codes), torch.autograd.grad(logq, zq)[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(1, 3\)"):
+        kde_score(zq.detach(), codes[:1])
+
+
+@pytest.mark.parametrize("target", ["encoder-kde", "gibbs-mixture"])
+def test_both_sampler_targets_give_a_direction_and_the_bank_is_first_in_first_out(target, batch):
+    torch.manual_seed(0)
+    model = build_model("ldc-vae", latent_dim=4, particles=3, sampler_target=target, code_bank=30)
+    terms = model.loss(batch[:6])
+    assert torch.isfinite(terms["phi_sampler"]) and terms["phi_sampler"] > 0
+    if target == "encoder-kde":
+        assert model._codes.shape == (18, 4)  # B*M encoder particles banked
+        first = model._codes.clone()
+        model.loss(batch[:6])
+        assert model._codes.shape == (30, 4)  # capped at code_bank, newest first
+        torch.testing.assert_close(model._codes[18:], first[:12])
 
 
 def test_paper_profile_is_the_rae_network_and_trains(batch):
