@@ -1,4 +1,6 @@
 """LDC-VAE (seed 000): implicit encoder, Gibbs-posterior SVGD, sampler net."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -155,3 +157,13 @@ def test_paper_profile_is_the_rae_network_and_trains(batch):
     before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("sampler_net")}
     terms = train_step(model, torch.optim.Adam(model.parameters(), 1e-4), batch[:4])
     assert terms["rec"] > 0 and any(not torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_shipped_sampler_net_covers_its_encoder_better_than_the_prior(dataset):
+    """Reading 4's check (explorer.models.ldc_vae), recomputed on the shipped checkpoint: the
+    sampler net's codes cover the encoder means of test images better than N(0, I) does."""
+    model = explorer.load(Path(__file__).resolve().parent.parent / "checkpoints" / dataset / "ldc-vae.safetensors")
+    cov = sampler_coverage(model, dataset, n=1000)
+    assert cov["sampler-net"]["coverage"] > 2 * cov["prior"]["coverage"], cov
+    assert cov["sampler-net"]["recall"] > cov["prior"]["recall"], cov
