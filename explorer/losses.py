@@ -36,6 +36,15 @@ def kl_gaussians(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0).sum(1)
 
 
+def gaussian_nll(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """-log N(z; mu, diag exp(logvar)) per sample: three ``(B, d)`` -> ``(B,)`` nats.
+
+    0.5 * sum((z - mu)^2 / var + logvar + log 2 pi). With (mu, logvar) = the frozen encoder's
+    q(z|G(z)) this is LSR-GAN's latent term -log q(z|G(z)) (seed 004 eq. 4).
+    """
+    return 0.5 * ((z - mu).pow(2) * (-logvar).exp() + logvar + LOG_2PI).sum(1)
+
+
 def gaussian_nll_fixed(x: torch.Tensor, x_hat: torch.Tensor, sigma2: float) -> torch.Tensor:
     """-log N(x; x_hat, sigma2 I) per image, ``(B,)`` nats: ||x - x_hat||^2/(2 sigma2) + D/2 log(2 pi sigma2).
 

@@ -132,3 +132,26 @@ def build_nets(profile: str, image_shape: tuple[int, int, int], enc_out: int, la
     if profile not in PROFILES:
         raise ValueError(f"unknown architecture profile {profile!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[profile](tuple(image_shape), enc_out, latent_dim)
+
+
+def dcgan_discriminator(image_shape: tuple[int, int, int], width: int = 32) -> nn.Module:
+    """DCGAN discriminator of LSR-GAN (seed 004 App. D, Table 3), scaled to 28 x 28 inputs.
+
+    ``(B, C, H, W)`` in [0, 1] -> logits ``(B,)`` (the sigmoid of Table 3's last layer is folded
+    into the loss, ``binary_cross_entropy_with_logits``, for numerical stability). Layers:
+    Conv ``width`` (4x4, stride 2) - LeakyReLU(0.2); Conv 2 ``width`` (4x4, stride 2) - BN -
+    LeakyReLU; Conv 4 ``width`` (3x3, stride 2; Table 3 has 4x4, which would leave 3 x 3 of a
+    7 x 7 map) - BN - LeakyReLU; a final conv over the whole remaining map to one logit.
+    28 -> 14 -> 7 -> 4 -> 1.
+
+    Raises:
+        ValueError: non-square images or a side not divisible by 4.
+    """
+    c, h, _ = _check_shape(image_shape)
+    s = h // 8 + (1 if h % 8 else 0)
+    return nn.Sequential(
+        nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * width, 4 * width, 3, 2, 1), nn.BatchNorm2d(4 * width), nn.LeakyReLU(0.2),
+        nn.Conv2d(4 * width, 1, s), nn.Flatten(0),
+    )

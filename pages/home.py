@@ -10,7 +10,9 @@ st.title("Latent Explorer")
 st.markdown(
     "Where does each model's **encoder** put real data, where does its **prior** (or an ex-post sampler) put "
     "generated codes, and what lives in the gaps? Pick a view on the left: **Coverage** (prior vs encoder "
-    "means), **Sliders** (decode any latent vector), **Drift** (z → x′ → z′).")
+    "means), **Sliders** (decode any latent vector), **Drift** (z → x′ → z′), **Samplers** (prior, GMM, "
+    "LDC-VAE's sampler net), **Particle flow** (SVGD towards one image's Gibbs posterior) and **Imaginings** "
+    "(an LSR-GAN generator dreaming from a frozen VAE's codes).")
 
 COLUMNS = {"test_mse": "test MSE (sum/img)", "kl": "KL (nats)", "drift_kl": "drift KL (nats)", "drift_sq": "drift ‖z′−z‖²",
            "active_units": "active units", "sigma2": "σx²"}

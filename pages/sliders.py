@@ -62,6 +62,11 @@ def slider_panel():
         with torch.no_grad():
             img = model.decode(torch.from_numpy(z)[None])[0]
         st.image(to_image(img, scale=8), caption=f"decode(z) — {name}", output_format="PNG")
+        base = getattr(model, "base", None)  # an LSR-GAN: the same z through its frozen VAE's decoder
+        if base is not None:
+            with torch.no_grad():
+                st.image(to_image(base.decode(torch.from_numpy(z)[None])[0], scale=8), output_format="PNG",
+                         caption=f"VAE decoder D(z) — {ok[name]['config']['base_path'].rsplit('/', 1)[-1]}")
         if st.session_state.get("sliders_start") == "test image":
             data = safe_dataset_images(dataset)
             if data is not None:

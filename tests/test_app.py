@@ -11,7 +11,7 @@ from ui.apptest import as_running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["pages/home.py", "pages/coverage.py", "pages/sliders.py", "pages/drift.py", "pages/sampler.py",
-         "pages/particle_flow.py"]
+         "pages/particle_flow.py", "pages/imaginings.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +151,54 @@ def test_deep_link_on_a_fresh_server_goes_through_app_py(page):
     assert not at.exception, [e.value for e in at.exception]
     assert [s.key for s in at.sidebar.selectbox] == ["dataset"], "page ran without app.py's sidebar"
     assert at.title and at.title[0].value != "Latent Explorer"
+
+
+def _images_with(at, text):
+    return [im for im in at.image if any(text in c for c in im.captions)]
+
+
+def test_imaginings_show_rows_and_switch_lambda():
+    at = open_page("pages/imaginings.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(_images_with(at, "imaginings")) == 4  # the four default test images, one row each
+    assert len(_images_with(at, "LSR-GAN G(z)")) == 1 and len(_images_with(at, "VAE decoder D(z)")) == 1
+    radio = at.radio(key="imagine_model_mnist")
+    assert sorted(radio.options) == ["λ = 0 (lsr-gan-lambda0)", "λ = 0.01 (lsr-gan-lambda0.01)", "λ = 1 (lsr-gan)"]
+    before = _images_with(at, "LSR-GAN G(z)")[0].value
+    radio.set_value("lsr-gan-lambda0").run()
+    assert not at.exception
+    assert _images_with(at, "LSR-GAN G(z)")[0].value != before
+
+
+def _png_bytes(mode="RGB", size=(64, 48)):
+    import io
+    from PIL import Image, ImageDraw
+
+    img = Image.new(mode, size, "white")
+    ImageDraw.Draw(img).line((20, 5, 40, 40), fill="black", width=6)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_imaginings_accept_an_uploaded_png_and_reject_a_bad_file():
+    at = open_page("pages/imaginings.py")
+    at.radio(key="imagine_source").set_value("upload").run()
+    at.file_uploader(key="imagine_upload").set_value(("digit.png", _png_bytes(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Converted `digit.png`" in i.value and "inverted" in i.value for i in at.info)
+    assert len(_images_with(at, "imaginings")) == 1
+    at.file_uploader(key="imagine_upload").set_value(("fake.png", b"not a png", "image/png")).run()
+    assert not at.exception
+    assert any("not an image file" in e.value for e in at.error)
+
+
+def test_sliders_decode_the_same_z_through_the_lsr_gan_and_its_vae():
+    at = open_page("pages/sliders.py")
+    at.selectbox(key="sliders_model_mnist").set_value("lsr-gan").run()
+    g, d = (lambda: _images_with(at, "decode(z)")[0].value), (lambda: _images_with(at, "VAE decoder D(z)")[0].value)
+    first = (g(), d())
+    z1 = at.slider(key=[s.key for s in at.slider if s.label == "z1"][0])
+    z1.set_value(z1.value + 2.5).run()
+    assert not at.exception
+    assert g() != first[0] and d() != first[1]

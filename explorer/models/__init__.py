@@ -10,9 +10,10 @@ from .ar_elbo import ARELBO, ARELBOConfig
 from .base import LatentModel, ModelConfig
 from .consistency import ConsistencyVAE, ConsistencyVAEConfig
 from .ldc_vae import LDCVAE, LDCVAEConfig
+from .lsr_gan import LSRGAN, LSRGANConfig
 from .vae import VAE, VAEConfig
 
-MODELS: dict[str, type[LatentModel]] = {cls.family: cls for cls in (VAE, ARELBO, ConsistencyVAE, LDCVAE)}
+MODELS: dict[str, type[LatentModel]] = {cls.family: cls for cls in (VAE, ARELBO, ConsistencyVAE, LDCVAE, LSRGAN)}
 
 ZOO: dict[str, tuple[str, dict]] = {
     "vae": ("vae", {}),
@@ -24,6 +25,10 @@ ZOO: dict[str, tuple[str, dict]] = {
     "consistency-vae": ("consistency-vae", {"alpha": 1.0}),
     "vae-2d": ("vae", {"latent_dim": 2}),
     "ldc-vae": ("ldc-vae", {}),
+    # Trained against the frozen ar-elbo-iso-i above (its default base; seed 004 App. A).
+    "lsr-gan": ("lsr-gan", {"lam": 1.0}),
+    "lsr-gan-lambda0": ("lsr-gan", {"lam": 0.0}),
+    "lsr-gan-lambda0.01": ("lsr-gan", {"lam": 0.01}),  # 004 App. C.2's smallest λ; balances D and q here
 }
 
 
@@ -45,4 +50,5 @@ def build_model(family: str, **config) -> LatentModel:
 
 
 __all__ = ["MODELS", "ZOO", "LatentModel", "ModelConfig", "VAE", "VAEConfig", "ARELBO", "ARELBOConfig",
-           "ConsistencyVAE", "ConsistencyVAEConfig", "LDCVAE", "LDCVAEConfig", "build_model", "model_class"]
+           "ConsistencyVAE", "ConsistencyVAEConfig", "LDCVAE", "LDCVAEConfig", "LSRGAN", "LSRGANConfig",
+           "build_model", "model_class"]

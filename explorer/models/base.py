@@ -67,12 +67,19 @@ class LatentModel(nn.Module):
     family: str = ""
     config_class = ModelConfig
     gaussian_encoder: bool = True  # False for implicit encoders (LDC-VAE): no closed-form q(z|x)
+    trainer: str = "elbo"  # key of explorer.trainers.TRAINERS: the loop that trains this family
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.encoder, self.decoder = self.build_networks(config)
         self.gmm = GaussianMixtureSampler(config.latent_dim)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, path=None) -> "LatentModel":
+        """Build a fresh model for the checkpoint at ``path`` (families with outside parts,
+        such as LSR-GAN's base VAE, look for them next to it). Raises ValueError for a bad config."""
+        return cls(config)
 
     def build_networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:
         """``(encoder, decoder)``; the encoder outputs ``(mu, logvar)`` stacked, ``(B, 2d)``."""

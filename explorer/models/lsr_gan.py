@@ -1,0 +1,261 @@
+"""LSR-GAN: a GAN generator trained against the encoder of a frozen VAE (seed 004, "Imagining
+the Latent Space of a Variational Auto-Encoder").
+
+Two-stage model (004 §2.2): the VAE is trained first and frozen; then a generator G(z) and a
+DCGAN discriminator are trained "in the usual tick-tock fashion" with
+
+- discriminator (eq. 3): L_D = -E_x log D(x) - E_z log(1 - D(G(z)));
+- generator (eq. 4): L_G = -E_z log D(G(z)) - λ E_z log q(z | G(z)),
+
+z ~ p(z) = N(0, I), the base VAE's prior, and q the frozen encoder's Gaussian posterior.
+
+Readings where the paper is ambiguous:
+
+1. **Signs of eq. 4.** The text writes L_G = E_z[log D(G(z))] + λ log q(z|G(z)) and calls the
+   first term "the usual" GAN loss. Read as a quantity the generator *maximises*, it is the
+   non-saturating generator loss (Goodfellow et al. 2014 §3) plus λ log q; we minimise its
+   negative. Minimising it as printed would push G away from both the data and the encoder.
+2. **Units of -log q(z|G(z)).** The full Gaussian negative log-density in nats, summed over
+   the d latent dimensions (constant included; :func:`explorer.losses.gaussian_nll`), averaged
+   over the batch, as the adversarial term is a batch mean per image.
+3. **Architecture.** App. D uses a ResNet generator "the same as" the VAE decoder and a DCGAN
+   discriminator; we keep the pairing with the project's profiles: G is the profile's decoder
+   with batch norm (``small`` -> ``small-bn``, ``paper`` -> the AR-ELBO App. J.1 decoder, which
+   has batch norm), D is :func:`explorer.nets.dcgan_discriminator` scaled to 28 x 28.
+   Optimiser (App. D): Adam, learning rate 2e-4, β1 = 0.5 (:mod:`explorer.adversarial`).
+4. **Which q.** The base encoder's q(z|x) = N(μ(x), diag σ²(x)), in eval mode and frozen: its
+   weights are not parameters of this model, are never in its state dict, and never train.
+5. **No reward for an uncertain encoder** (``latent_term``). Taken literally (``nll``),
+   -log q(z|G(z)) = Σ_j [(z_j - μ_j)² / (2σ_j²) + log σ_j] + const also falls when G makes the
+   encoder *unsure* (σ(G(z)) large), which it is off the data manifold. Against the sharp
+   AR-ELBO Iso-I base the generator takes that route. Measured (MNIST, 10k images, 3 epochs, λ =
+   1): G's samples became high-frequency noise patterns on which the base encoder's posterior
+   std is 0.38, against 0.039 on test images; -log q of such a noise image at a random z was 63
+   nats, of a test image at its own μ + 0.3 per unit 523 nats, so noise wins; the
+   discriminator rejected every sample (D(G(z)) ≈ 1e-4). Pre-training 1 epoch at λ = 0 or
+   dividing λ by d did not prevent it. The default, ``detached-variance``, evaluates the same
+   log-density but stops the gradient through σ²(G(z)): G is pulled to images that encode to
+   z and is not paid for making the encoder uncertain. Same run: digit strokes, latent recovery
+   ||μ(G(z)) - z||² 1.96 (λ = 0: 19). The value of the term is unchanged, so the logged
+   ``latent_nll`` is -log q(z|G(z)) either way.
+
+The base VAE is a separate checkpoint. This model's config records its path and the SHA-256
+of its file; building the model (training or loading) reads that file, and refuses it when the
+hash differs (:class:`BaseMismatch`). On load the base is looked for next to the LSR-GAN
+checkpoint first (so a moved ``checkpoints/`` folder still works), then at the recorded path.
+
+Public API as every model: ``decode(z)`` is G(z) (sigmoid of its logits, [0, 1]); ``encode``,
+``posterior`` and ``posterior_samples`` are the base encoder's; ``sample(n, "prior")`` draws
+p(z) = N(0, I); ``sample(n, "gmm")`` the GMM on the base encoder's training codes.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import gaussian_nll
+from ..nets import build_nets, dcgan_discriminator
+from ..samplers import GaussianMixtureSampler
+from .base import LatentModel, ModelConfig
+
+DEFAULT_BASE = "ar-elbo-iso-i"  # 004 App. A: the VAE's log-MSE reconstruction term is AR-ELBO Iso-I
+GENERATOR_NETS = {"small": "small-bn", "paper": "paper"}
+LATENT_TERMS = ("detached-variance", "nll")
+
+
+class BaseMismatch(ValueError):
+    """The base VAE checkpoint is missing, not usable as a base, or not the one this LSR-GAN was trained on."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class LSRGANConfig(ModelConfig):
+    """LSR-GAN settings.
+
+    Attributes:
+        lam: λ of eq. 4, the weight of -log q(z|G(z)); 0 gives a plain GAN on the same prior
+            (the control for the λ term). >= 0.
+        base_path: the frozen VAE checkpoint; empty means ``ar-elbo-iso-i`` next to this
+            model's checkpoint (filled in with the path used).
+        base_sha256: SHA-256 of the base file; empty before training (filled in from the file),
+            checked on every later build.
+        disc_width: channels of the discriminator's first conv (App. D: 32).
+        latent_term: ``detached-variance`` (default) or ``nll`` (literal eq. 4); reading 5.
+        latent_dim: 0 means "the base's d" (filled in); any other value must equal it.
+    """
+
+    latent_dim: int = 0
+    lam: float = 1.0
+    base_path: str = ""
+    base_sha256: str = ""
+    disc_width: int = 32
+    latent_term: str = "detached-variance"
+
+    def __post_init__(self):
+        if self.latent_dim == 0:  # resolved from the base when the model is built
+            self.image_shape = tuple(int(v) for v in self.image_shape)
+        else:
+            super().__post_init__()
+        if self.profile not in GENERATOR_NETS:
+            raise ValueError(f"unknown profile {self.profile!r} for lsr-gan; choose one of {sorted(GENERATOR_NETS)}")
+        if not self.lam >= 0:
+            raise ValueError(f"lam (λ of eq. 4) must be >= 0, got {self.lam!r}")
+        if self.latent_term not in LATENT_TERMS:
+            raise ValueError(f"unknown latent_term {self.latent_term!r}; choose one of {list(LATENT_TERMS)}")
+        if not isinstance(self.disc_width, int) or self.disc_width < 1:
+            raise ValueError(f"disc_width must be a positive int, got {self.disc_width!r}")
+
+    def default_name(self) -> str:
+        return "lsr-gan" if self.lam == 1.0 else f"lsr-gan-lambda{self.lam:g}"
+
+
+def resolve_base(config: LSRGANConfig, near: Path | None = None) -> LatentModel:
+    """Find, verify and load the base VAE of ``config``; fills ``base_path``, ``base_sha256``
+    and ``latent_dim`` when empty.
+
+    Looks for the base file next to ``near`` (a checkpoint path; by the recorded file name, or
+    ``ar-elbo-iso-i`` when none is recorded), then at ``config.base_path``.
+
+    Raises:
+        BaseMismatch: no base file; its SHA-256 differs from ``config.base_sha256``; it is not a
+            Gaussian-encoder model; its latent size or image shape differs from the config.
+        explorer.checkpoint.CheckpointError: the base file is not a readable checkpoint.
+    """
+    from ..checkpoint import EXT, load  # lazy: checkpoint imports the model registry
+
+    name = Path(config.base_path).name if config.base_path else DEFAULT_BASE + EXT
+    candidates = ([Path(near).parent / name] if near is not None else []) + \
+                 ([Path(config.base_path)] if config.base_path else [])
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        tried = ", ".join(str(p) for p in candidates) or "(no path: pass --vae PATH)"
+        raise BaseMismatch(f"lsr-gan: base VAE checkpoint not found; tried {tried}. Train it first "
+                           f"(python train.py --model ar-elbo --variance iso-i --dataset ...) or pass --vae PATH")
+    digest = file_sha256(found)
+    if config.base_sha256 and digest != config.base_sha256:
+        raise BaseMismatch(f"lsr-gan: base VAE {found} has SHA-256 {digest[:12]}..., but this LSR-GAN was trained "
+                           f"on {config.base_path} with SHA-256 {config.base_sha256[:12]}...; the base was retrained "
+                           f"or replaced. Retrain the LSR-GAN on it (python train.py --model lsr-gan --vae {found} ...) "
+                           f"or restore the original base file")
+    base = load(found)
+    if not base.gaussian_encoder:
+        raise BaseMismatch(f"lsr-gan: base {found} is a {base.family} model with an implicit encoder; LSR-GAN needs "
+                           f"a Gaussian q(z|x) (any vae, ar-elbo or consistency-vae checkpoint)")
+    if config.latent_dim not in (0, base.latent_dim):
+        raise BaseMismatch(f"lsr-gan: latent_dim {config.latent_dim} does not match the base VAE's {base.latent_dim} "
+                           f"({found}); leave --latent-dim out to take the base's")
+    if tuple(config.image_shape) != tuple(base.image_shape):
+        raise BaseMismatch(f"lsr-gan: image shape {tuple(config.image_shape)} does not match the base VAE's "
+                           f"{tuple(base.image_shape)} ({found}); was it trained on another dataset?")
+    config.latent_dim, config.base_sha256 = base.latent_dim, digest
+    config.base_path = config.base_path or str(found)
+    for p in base.parameters():
+        p.requires_grad_(False)
+    return base.eval()
+
+
+class LSRGAN(LatentModel):
+    """LSR-GAN (seed 004 §2.2, eq. 3-4): generator G, discriminator, and a frozen base VAE.
+
+    ``model.base`` is the frozen base (eval mode, no gradients, not a submodule: it is not in
+    ``parameters()`` or ``state_dict()``, and ``.to()`` moves it along). ``model.decoder`` is G,
+    ``model.discriminator`` the discriminator (logits). Trained by
+    :func:`explorer.adversarial.train_adversarial`, not by ``loss``.
+    """
+
+    family = "lsr-gan"
+    config_class = LSRGANConfig
+    trainer = "adversarial"
+
+    def __init__(self, config: LSRGANConfig, base: LatentModel | None = None, near: Path | None = None):
+        nn.Module.__init__(self)  # not LatentModel.__init__: the encoder is the base's, not ours
+        object.__setattr__(self, "base", base if base is not None else resolve_base(config, near))
+        self.config = config
+        self.decoder = build_nets(GENERATOR_NETS[config.profile], config.image_shape, 1, config.latent_dim)[1]
+        self.discriminator = dcgan_discriminator(config.image_shape, config.disc_width)
+        self.gmm = GaussianMixtureSampler(config.latent_dim)
+
+    @classmethod
+    def from_config(cls, config: LSRGANConfig, path: str | Path | None = None) -> "LSRGAN":
+        """Build for the checkpoint at ``path``: the base is looked for next to it first."""
+        return cls(config, near=Path(path) if path is not None else None)
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The frozen base VAE's encoder."""
+        return self.base.encoder
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.base._apply(fn, recurse)  # keep the (unregistered) base on the same device and dtype
+        return self
+
+    # ---- public API -------------------------------------------------------------------------
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The base encoder's q(z|x): ``(B, C, H, W)`` -> ``(mu, logvar)``, each ``(B, d)``."""
+        self._check_images(x)
+        return self.base.posterior(x)
+
+    def imagine(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Imaginings (004 Fig. 1-3): G(z) for ``n`` draws z ~ q(z|x) per image.
+
+        ``(B, C, H, W)`` -> ``(B, n, C, H, W)`` in [0, 1].
+
+        Raises:
+            ValueError: bad image shape, or ``n`` < 1.
+        """
+        z = self.posterior_samples(x, n, generator=generator)  # (B, n, d)
+        return self.decode(z.flatten(0, 1)).view(x.shape[0], n, *self.image_shape)
+
+    # ---- training (eq. 3-4) -------------------------------------------------------------------
+    def loss(self, x: torch.Tensor):
+        """Not used: LSR-GAN trains with two optimisers (:func:`explorer.adversarial.train_adversarial`).
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("lsr-gan trains adversarially: use explorer.adversarial.train_adversarial")
+
+    def latent_nll(self, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """-log q(z|images) under the frozen base encoder: ``(B, d)``, ``(B, C, H, W)`` -> ``(B,)`` nats."""
+        mu, logvar = self.base.posterior(images)
+        if self.config.latent_term == "detached-variance":
+            logvar = logvar.detach()
+        return gaussian_nll(z, mu, logvar)
+
+    def discriminator_loss(self, x: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. 3 on real ``x`` and generated ``fake`` images, both ``(B, C, H, W)`` in [0, 1].
+
+        Returns ``d_loss`` (batch mean, nats) and ``d_real``/``d_fake``, the mean D(x) and
+        D(G(z)) probabilities. ``fake`` is detached: this loss never reaches G.
+        """
+        real_logits, fake_logits = self.discriminator(x), self.discriminator(fake.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        return {"d_loss": d_loss, "d_real": torch.sigmoid(real_logits).mean().detach(),
+                "d_fake": torch.sigmoid(fake_logits).mean().detach()}
+
+    def generator_loss(self, z: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. 4 (reading 1) for codes ``z (B, d)`` and ``fake = G(z)`` ``(B, C, H, W)``.
+
+        Returns ``g_loss`` = ``g_adv`` + λ ``latent_nll``: g_adv = -mean log D(G(z)) (nats),
+        latent_nll = mean -log q(z|G(z)) (nats, summed over d; its gradient per reading 5).
+        latent_nll is computed (for the log) at λ = 0 too.
+        """
+        logits = self.discriminator(fake)
+        g_adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        nll = self.latent_nll(z, fake).mean()
+        return {"g_loss": g_adv + self.config.lam * nll, "g_adv": g_adv, "latent_nll": nll}

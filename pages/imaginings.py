@@ -1,0 +1,102 @@
+"""Imaginings: what an LSR-GAN generator draws from a frozen VAE's latent codes (seed 004 Fig. 1-3)."""
+import numpy as np
+import streamlit as st
+import torch
+
+from explorer.data import dataset_info
+from explorer.uploads import MAX_BYTES, UploadError, image_from_bytes
+from ui.common import checkpoints, current_dataset, ensure_navigation, get_model, safe_dataset_images, to_grid, to_png
+
+ensure_navigation()
+dataset = current_dataset()
+st.title("Imaginings: LSR-GAN on a frozen VAE")
+st.caption("LSR-GAN (seed 004) trains a GAN generator G against the frozen encoder of a VAE: its loss adds "
+           "−λ·log q(z|G(z)) to the usual generator loss (eq. 4), so G(z) must look real *and* encode back to z. "
+           "Each row: the input x, the VAE reconstruction D(μ(x)), G(μ(x)), and imaginings G(z) for z drawn from "
+           "q(z|x). λ = 0 is the control: a plain GAN on the same prior.")
+
+ok, _ = checkpoints(dataset)
+gans = sorted(n for n, h in ok.items() if h["family"] == "lsr-gan")
+if not gans:
+    st.info(f"No LSR-GAN checkpoints for {dataset}. Train one with `python train.py --model lsr-gan --dataset "
+            f"{dataset} --vae checkpoints/{dataset}/ar-elbo-iso-i.safetensors --lambda 1`.")
+    st.stop()
+lam_of = {n: ok[n]["config"].get("lam") for n in gans}
+name = st.radio("λ (weight of −log q(z|G(z)))", gans, format_func=lambda n: f"λ = {lam_of[n]:g} ({n})",
+                horizontal=True, key=f"imagine_model_{dataset}")
+model = get_model(dataset, name)
+if model is None:
+    st.stop()
+base_name = ok[name]["config"].get("base_path", "?").rsplit("/", 1)[-1]
+m = ok[name]["meta"].get("metrics", {})
+if "sharpness" in m:
+    st.caption(f"Base VAE: `{base_name}`. On 2,000 test images: sharpness G {m['sharpness']:.3f} vs VAE "
+               f"{m['base_sharpness']:.3f} (data {m['data_sharpness']:.3f}); recon MSE G {m['recon_mse']:.2f} vs VAE "
+               f"{m['base_recon_mse']:.2f}; latent recovery ‖μ(G(z)) − z‖² {m['latent_recovery']:.3f}.")
+
+c1, c2, c3 = st.columns([2, 3, 1])
+source = c1.radio("Input", ["test images", "upload"], horizontal=True, key="imagine_source")
+n_draws = c3.slider("Imaginings per row", 2, 12, 6, key="imagine_draws")
+
+inputs, labels = [], []
+if source == "test images":
+    data = safe_dataset_images(dataset)
+    if data is None:
+        st.stop()
+    chosen = c2.multiselect("Test images (index of the first 2,000)", list(range(len(data[0]))), default=[0, 1, 2, 3],
+                            key="imagine_indices")
+    inputs = [torch.from_numpy(data[0][i]) for i in chosen]
+    labels = [f"test image {i}" for i in chosen]
+else:
+    info = dataset_info(dataset)
+    up = c2.file_uploader(f"A PNG or JPEG (at most {MAX_BYTES // 2**20} MiB)", type=["png", "jpg", "jpeg"],
+                          key="imagine_upload")
+    if up is not None:
+        try:
+            x, steps = image_from_bytes(up.getvalue(), info.shape, info.content_size, info.dark_background, up.name)
+        except UploadError as e:
+            st.error(str(e))
+        else:
+            st.info(f"Converted `{up.name}` to the {dataset} format: " + "; ".join(steps) + ".")
+            inputs, labels = [x[0]], [up.name]
+    else:
+        st.caption("Upload an image to see the VAE's code for it imagined by G.")
+
+
+@st.cache_data(show_spinner="Imagining ...", max_entries=256)
+def imagine_row_png(dataset: str, name: str, image: np.ndarray, n: int, seed: int, _model) -> tuple[bytes, bytes]:
+    """(input | D(μ(x)) | G(μ(x))) and the n imaginings G(z), z ~ q(z|x), as two PNGs."""
+    x = torch.from_numpy(image)[None]
+    with torch.no_grad():
+        mu = _model.encode(x)
+        head = torch.cat([x, _model.base.decode(mu), _model.decode(mu)])
+        dreams = _model.imagine(x, n, generator=torch.Generator().manual_seed(seed))[0]
+    return to_png(to_grid(head, nrow=3, scale=3)), to_png(to_grid(dreams, nrow=n, scale=3))
+
+
+for x, label in zip(inputs, labels):
+    left, right = st.columns([3, max(n_draws, 3)])
+    head, dreams = imagine_row_png(dataset, name, x.numpy(), int(n_draws), 0, model)
+    left.image(head, caption=f"{label} · VAE D(μ(x)) · G(μ(x))")
+    right.image(dreams, caption=f"G(z), z ~ q(z|x): {int(n_draws)} imaginings")
+
+st.divider()
+st.subheader("Random codes z ~ p(z): LSR-GAN beside the VAE decoder")
+s1, s2 = st.columns([1, 3])
+seed = s1.number_input("Seed", 0, 10_000, 0, key="imagine_seed")
+n_random = s2.select_slider("Codes", [8, 16, 24, 32], value=16, key="imagine_random_n")
+
+
+@st.cache_data(show_spinner="Decoding ...", max_entries=256)
+def random_pair_png(dataset: str, name: str, n: int, seed: int, _model) -> tuple[bytes, bytes]:
+    """G(z) and the base VAE's D(z) for the same n prior codes, as two PNG grids."""
+    z = _model.sample(n, "prior", generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return (to_png(to_grid(_model.decode(z), nrow=8, scale=2)),
+                to_png(to_grid(_model.base.decode(z), nrow=8, scale=2)))
+
+
+g_png, d_png = random_pair_png(dataset, name, int(n_random), int(seed), model)
+r1, r2 = st.columns(2)
+r1.image(g_png, caption=f"LSR-GAN G(z) — {name}")
+r2.image(d_png, caption=f"VAE decoder D(z) — {base_name}")
