@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/sampler.py", title="Samplers", icon=":material/grain:"),
     st.Page("pages/particle_flow.py", title="Particle flow", icon=":material/animation:"),
     st.Page("pages/imaginings.py", title="Imaginings", icon=":material/auto_awesome:"),
+    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
 ]
 
 with st.sidebar:

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import torch
 
+from explorer import training
 from explorer.checkpoint import EXT, CheckpointError, save
+from explorer.classifier import Classifier, ClassifierConfig, classifier_path, save_classifier
 from explorer.data import DATASETS, dataset_info, load_dataset
 from explorer.evaluate import app_arrays, evaluate, fit_gmm
 from explorer.losses import VARIANCES
@@ -45,7 +47,9 @@ PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safe
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", choices=sorted(MODELS), help="model family")
+    what.add_argument("--model", choices=sorted(set(MODELS) | set(ZOO) | set(OTHER_MODELS)),
+                      help="model family, or a zoo name (its family and settings, e.g. rae-gp), or 'classifier' "
+                           "(the CNN behind the classifier Fréchet distance of explorer.metrics)")
     what.add_argument("--all", action="store_true", help=f"train the whole zoo: {', '.join(ZOO)}")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--name", help="checkpoint name (default: derived from the config, e.g. ar-elbo-iso-d)")
@@ -62,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae", metavar="CHECKPOINT",
                    help="lsr-gan: the frozen base VAE (default: ar-elbo-iso-i next to the output file)")
     p.add_argument("--lambda", dest="lam", type=float,
-                   help="lsr-gan: weight λ of -log q(z|G(z)) in the generator loss (seed 004 eq. 4; default 1)")
+                   help="lsr-gan: weight λ of -log q(z|G(z)) in the generator loss (seed 004 eq. 4; default 1); "
+                        "rae: weight of the decoder regularizer; wae-mmd: weight of the MMD penalty (default 10)")
     p.add_argument("--latent-term", choices=LATENT_TERMS,
                    help="lsr-gan: -log q(z|G(z)) with the encoder variance's gradient stopped (default "
                         "detached-variance) or the literal nll (see explorer.models.lsr_gan)")
@@ -109,6 +114,51 @@ def device_description(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def run_meta(args: argparse.Namespace, name: str, family: str, device: torch.device, started: str, t0: float,
+             train_seconds: float, tcfg: TrainConfig, history: list[dict], metrics: dict) -> dict:
+    """The provenance every checkpoint records: command, seed, device, times, commit, versions, metrics."""
+    return {
+        "name": name, "dataset": args.dataset, "family": family,
+        "command": args.command, "seed": args.seed,
+        "device": device_description(device), "started_at": started,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - t0, 1),
+        "git_commit": git_commit(), "versions": versions(), "train": tcfg.to_dict(),
+        "metrics": metrics, "history": history,
+    }
+
+
+def run_classifier(args: argparse.Namespace) -> dict:
+    """Train the dataset's feature classifier (explorer.classifier) and write it under OUT/<dataset>/backbones/."""
+    info = dataset_info(args.dataset)
+    out = classifier_path(args.dataset, args.out)
+    resume = out.with_suffix(".resume.pt")
+    if not args.resume:
+        resume.unlink(missing_ok=True)
+    device = resolve_device(args.device)
+    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
+                       limit=args.limit)
+    torch.manual_seed(args.seed)
+    model = Classifier(ClassifierConfig(image_shape=info.shape, n_classes=len(info.classes)))
+    images, labels = load_dataset(args.dataset, "train", limit=args.limit)
+    print(f"[classifier] {model.config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
+    t0, started = time.time(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    history = training.train(model, (images, labels), tcfg, device=device, resume_path=resume,
+                             log=lambda s: print(f"[classifier] {s}", flush=True))
+    train_seconds = time.time() - t0
+    x_test, y_test = load_dataset(args.dataset, "test")
+    metrics = {"test_accuracy": model.accuracy(x_test, y_test), "n_test": len(x_test)}
+    meta = run_meta(args, "classifier", "classifier", device, started, t0, train_seconds, tcfg, history, metrics)
+    save_classifier(model.cpu(), out, meta)
+    resume.unlink(missing_ok=True)
+    print(f"[classifier] wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {meta['wall_seconds']} s: "
+          f"test accuracy {metrics['test_accuracy']:.4f} on {len(x_test)} images", flush=True)
+    return metrics
+
+
+OTHER_MODELS = {"classifier": run_classifier}  # --model names that are not latent models
+
+
 def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | None = None) -> dict | None:
     """Train one model, evaluate it and write its checkpoint. Returns the metrics (None if skipped)."""
     cls = model_class(family)
@@ -138,15 +188,7 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     fit_gmm(model, args.dataset, limit=args.limit, seed=args.seed, device=device)
     metrics = evaluate(model, args.dataset, name=name, device=device, seed=args.seed)
     arrays = app_arrays(model, args.dataset, seed=args.seed, device=device, umap=not args.no_umap)
-    meta = {
-        "name": name, "dataset": args.dataset, "family": family,
-        "command": args.command, "seed": args.seed,
-        "device": device_description(device), "started_at": started,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - t0, 1),
-        "git_commit": git_commit(), "versions": versions(), "train": tcfg.to_dict(),
-        "metrics": metrics, "history": history,
-    }
+    meta = run_meta(args, name, family, device, started, t0, train_seconds, tcfg, history, metrics)
     save(model.cpu(), out, meta=meta, arrays=arrays)
     resume.unlink(missing_ok=True)
     shown = " ".join(f"{k} {metrics[k]:.3f}" for k in ("test_mse", "kl", "drift_kl", "drift_sq")
@@ -166,11 +208,21 @@ def main(argv=None) -> int:
     given = {field: getattr(args, opt) for opt, field in CONFIG_OPTIONS.items() if getattr(args, opt) is not None}
     if args.all:  # the zoo entry's own settings win; shared options apply where the family has them
         jobs = [(family, {**_accepted(family, given), **over}, name) for name, (family, over) in ZOO.items()]
+    elif args.model in ZOO and args.model not in MODELS:  # a zoo name: its settings, then the options given
+        family, over = ZOO[args.model]
+        jobs = [(family, {**over, **given}, args.name or args.model)]
     else:
         jobs = [(args.model, given, None)]
     if args.all and args.name:
         print("error: --name cannot be used with --all", file=sys.stderr)
         return 2
+    if args.model in OTHER_MODELS:
+        try:
+            OTHER_MODELS[args.model](args)
+        except (ValueError, CheckpointError, TrainingDiverged) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     failed = []
     for family, overrides, name in jobs:
         try:

@@ -6,7 +6,8 @@
 - Consistency loss (seed 003 Fig. 3): drift_kl(consistency-vae) / drift_kl(vae); the paper: 0.79 / 3.09 = 0.256.
 - LDC-VAE (seed 000 §V.B, Fig. 2): coverage of the encoder means of 2,000 test images by 2,000 codes of
   ldc-vae's sampler net, against N(0, I)'s coverage of the vae's encoder means (the paper shows it by t-SNE
-  only); beside them every sampler of both models (``explorer.evaluate.sampler_coverage``).
+  only); beside them every sampler of both models (``explorer.evaluate.sampler_coverage``: prior, gmm-10,
+  and gmm-100, two-stage where an ex-post sidecar is fitted, sampler-net for ldc-vae).
 - LSR-GAN (seed 004 §2.2): sharpness(G(μ(x))) / sharpness(VAE reconstruction), target >= 1.3 (paper
   0.28 / 0.17 = 1.65 on CIFAR-10); latent_recovery(lsr-gan) / latent_recovery(lsr-gan-lambda0), target
   <= 0.5; the same for every shipped lsr-gan* (``explorer.evaluate.lsr_gan_metrics``).
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import explorer  # noqa: E402
 from explorer.data import load_dataset  # noqa: E402
 from explorer.evaluate import N_APP, evaluate, lsr_gan_metrics, sampler_coverage  # noqa: E402
+from explorer.expost import is_sidecar  # noqa: E402
 
 CLAIMS = [("test_mse", "ar-elbo-iso-i", "vae", 4.40 / 20.25), ("drift_kl", "consistency-vae", "vae", 0.79 / 3.09)]
 
@@ -53,7 +55,7 @@ def main():
 
 def lsr_gan_claims(folder: Path, dataset: str) -> None:
     x = load_dataset(dataset, "test", limit=N_APP)[0]
-    paths = sorted((folder / dataset).glob("lsr-gan*.safetensors"))
+    paths = sorted(p for p in (folder / dataset).glob("lsr-gan*.safetensors") if not is_sidecar(p))
     m = {p.name[: -len(".safetensors")]: lsr_gan_metrics(explorer.load(p), x) for p in paths}
     if "lsr-gan" not in m or "lsr-gan-lambda0" not in m:
         print(f"{dataset:>13}  lsr-gan claims: lsr-gan and lsr-gan-lambda0 are not both shipped", flush=True)

@@ -11,6 +11,17 @@ Layout of ``<name>.safetensors``:
 
 Nothing is pickled, so loading a file from elsewhere cannot run code. Writes are atomic:
 a temporary file in the same folder, fsync, then ``os.replace``.
+
+Ex-post samplers fitted after training (``gmm-100``, ``two-stage``) live in a sidecar
+``<name>.expost.safetensors`` next to the checkpoint (:mod:`explorer.expost`);
+:func:`load_checkpoint` attaches it when present and fitted on this very file (SHA-256), and
+warns and leaves it out otherwise. A sidecar path given as a checkpoint raises
+:class:`CheckpointError` naming the model file to load instead.
+
+Checkpoints written before the GMM-10 sampler was renamed from ``gmm`` to ``gmm-10`` store its
+codes as ``arrays.gmm`` / ``arrays.<projection>_gmm`` and its coverage under ``metrics.
+sampler_coverage.gmm``; they are read under the new name (:func:`_upgrade_names`), so the
+shipped files need not be rewritten.
 """
 from __future__ import annotations
 
@@ -79,12 +90,41 @@ def save(model: LatentModel, path: str | Path, meta: dict | None = None,
     return Path(path)
 
 
+LEGACY_SAMPLER_NAMES = {"gmm": "gmm-10"}  # sampler names used by older checkpoints -> current names
+
+
+def _upgrade_names(meta: dict, arrays: dict | None = None) -> None:
+    """Rename, in place, legacy sampler keys (``gmm``) of ``meta["metrics"]["sampler_coverage"]``
+    and of ``arrays`` (``gmm``, ``pca_gmm``, ``umap_gmm``, ``identity_gmm``) to the current names."""
+    def renamed(key: str) -> str:
+        head, _, tail = key.rpartition("_")
+        if tail in LEGACY_SAMPLER_NAMES and head in ("", "pca", "umap", "identity"):
+            return (f"{head}_" if head else "") + LEGACY_SAMPLER_NAMES[tail]
+        return key
+
+    def upgrade(d: dict) -> None:  # in place, keeping the order; a key already under its new name wins
+        new = {}
+        for k, v in d.items():
+            new.setdefault(renamed(k) if renamed(k) not in d else k, v)
+        d.clear()
+        d.update(new)
+
+    per = (meta.get("metrics") or {}).get("sampler_coverage")
+    if isinstance(per, dict):
+        upgrade(per)
+    if arrays is not None:
+        upgrade(arrays)
+
+
 def read_metadata(path: str | Path) -> dict:
     """Read only the header: ``{"family", "config", "meta"}`` as plain dicts. Cheap (no weights).
 
     Raises:
-        CheckpointError: missing, unreadable or foreign file.
+        CheckpointError: missing, unreadable or foreign file; an ex-post sidecar
+            (``*.expost.safetensors``) rather than a model checkpoint.
     """
+    from .expost import FORMAT as SIDECAR_FORMAT, is_sidecar, model_path_of
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -94,22 +134,32 @@ def read_metadata(path: str | Path) -> dict:
             keys = list(f.keys())
     except Exception as e:  # safetensors raises SafetensorError / OSError variants
         raise CheckpointError(f"{path}: not a readable safetensors file (corrupt or truncated?): {e}") from e
+    if md.get("format") == SIDECAR_FORMAT or (is_sidecar(path) and md.get("format") != FORMAT):
+        raise CheckpointError(f"{path}: an ex-post sampler sidecar, not a model checkpoint; load "
+                              f"{model_path_of(path) if is_sidecar(path) else 'its model file'} instead "
+                              f"(the sidecar is attached to it automatically)")
     if md.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (format {md.get('format')!r}, "
                               f"expected {FORMAT!r})")
     try:
-        return {"family": md["family"], "config": json.loads(md["config"]), "meta": json.loads(md.get("meta", "{}")),
-                "keys": keys}
+        header = {"family": md["family"], "config": json.loads(md["config"]), "meta": json.loads(md.get("meta", "{}")),
+                  "keys": keys}
     except (KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: damaged metadata ({e})") from e
+    _upgrade_names(header["meta"])
+    return header
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
+def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
     """Load a checkpoint into a :class:`Checkpoint` (model in eval mode on CPU).
 
+    With ``expost`` (default), the ex-post sidecar ``<name>.expost.safetensors`` is attached
+    when it exists and was fitted on this file (:func:`explorer.expost.attach_sidecar`; a stale
+    or unreadable sidecar only warns).
+
     Raises:
-        CheckpointError: missing, corrupt, truncated or foreign file; unknown family; a config
-            or state dict that does not match the family (e.g. a wrong latent size).
+        CheckpointError: missing, corrupt, truncated or foreign file; a sidecar path; unknown
+            family; a config or state dict that does not match the family (e.g. a wrong latent size).
     """
     path = Path(path)
     header = read_metadata(path)
@@ -131,18 +181,24 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: weights do not match the {header['family']} config "
                               f"{header['config']}: {str(e).splitlines()[0]} ...") from e
     model.eval()
+    _upgrade_names(header["meta"], arrays)
+    if expost:
+        from .expost import attach_sidecar
+
+        attach_sidecar(model, path)
     return Checkpoint(model=model, meta=header["meta"], arrays=arrays, path=path)
 
 
-def load(path: str | Path) -> LatentModel:
+def load(path: str | Path, expost: bool = True) -> LatentModel:
     """Load a model for use: an ``nn.Module`` in eval mode on CPU.
 
-    The metadata and precomputed arrays are attached as ``model.meta`` and ``model.arrays``.
+    The metadata and precomputed arrays are attached as ``model.meta`` and ``model.arrays``;
+    the ex-post sidecar, if any, as ``model.expost`` (see :func:`load_checkpoint`).
 
     Raises:
         CheckpointError: see :func:`load_checkpoint`.
     """
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, expost=expost)
     ckpt.model.meta = ckpt.meta
     ckpt.model.arrays = ckpt.arrays
     return ckpt.model

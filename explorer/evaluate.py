@@ -73,7 +73,8 @@ def sampler_coverage(model: LatentModel, dataset: str, n: int = N_APP, seed: int
                      device: str | torch.device = "cpu", test_mu: torch.Tensor | None = None) -> dict[str, dict]:
     """Coverage of the encoder distribution by each sampler the model offers.
 
-    For each name in ``model.samplers``: :func:`coverage_metrics` between ``n`` of its codes and
+    For each name in ``model.samplers`` (``prior``, ``gmm-10``, and where offered ``gmm-100``,
+    ``two-stage``, ``sampler-net``): :func:`coverage_metrics` between ``n`` of its codes and
     the encoder means of the first ``n`` test images, in the full d-dimensional latent space
     (seed 000 §V.B, Fig. 2 compares the same two sets by t-SNE). ``test_mu (n, d)`` may be
     passed when already computed. Returns ``{sampler: {precision, recall, density, coverage, mmd}}``.
@@ -190,7 +191,7 @@ def app_arrays(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 0, 
     Returns a dict of float32/int64 tensors:
     ``test_mu (n, d)``, ``test_labels (n,)``, ``drift_mu (n, d)`` (z' of each test image),
     ``drift_sq (n,)``, ``drift_kl (n,)`` (Gaussian encoders only), and ``S (n, d)`` codes for each
-    sampler S in ``model.samplers`` (``prior``, ``gmm``, ``sampler-net``); for each projection P in (pca, umap) and for identity when d = 2: ``P_test (n, 2)``,
+    sampler S in ``model.samplers`` (``prior``, ``gmm-10``, ``sampler-net``, and ``gmm-100``, ``two-stage`` when an ex-post sidecar is attached); for each projection P in (pca, umap) and for identity when d = 2: ``P_test (n, 2)``,
     ``P_drift (n, 2)`` and ``P_S (n, 2)`` for each sampler; and the PCA
     map ``pca_mean (d,)``, ``pca_components (2, d)``. UMAP is fitted on ``test_mu`` and the
     prior samples and z' are placed with ``transform``.
@@ -222,7 +223,8 @@ def app_arrays(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 0, 
 @torch.no_grad()
 def fit_gmm(model: LatentModel, dataset: str, limit: int | None = None, seed: int = 0,
             device: str | torch.device = "cpu") -> None:
-    """Fit the model's GMM sampler (10 components) on encoder means of the training split."""
+    """Fit the model's ``gmm-10`` sampler (10 components, stored in the checkpoint as ``gmm.*``) on
+    encoder means of the training split. ``gmm-100`` and ``two-stage`` are fitted by :mod:`explorer.expost`."""
     x, _ = load_dataset(dataset, "train", limit=limit)
     model.to(device).eval()
     mu = batched(model.encode, x, device=device)
@@ -233,18 +235,36 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError, load_checkpoint
 
     p = argparse.ArgumentParser(prog="python -m explorer.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("paths", nargs="+", type=Path, help="checkpoint files (.safetensors)")
+    p.add_argument("paths", nargs="*", type=Path, help="checkpoint files (.safetensors): latent metrics per model")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON object per checkpoint")
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda")
+    table = p.add_argument_group("image-space table (FID protocol), instead of paths")
+    table.add_argument("--dataset", help="run the rec/sample/interp protocol on every shipped model of this dataset")
+    table.add_argument("--backbone", default="classifier", help="inception (standard FID) or classifier")
+    table.add_argument("--n", type=int, default=10_000, help="images per set (default 10000)")
+    table.add_argument("--n-ref", type=int, help="reference: the first N training images (default all)")
+    table.add_argument("--prdc-n", type=int, default=5000, help="features per side for precision/recall (default 5000)")
+    table.add_argument("--models", nargs="+", help="only these checkpoint names (default all in the folder)")
+    table.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="checkpoint root folder")
+    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--out", type=Path, help="write the table as JSON here (e.g. results/mnist-classifier.json)")
     args = p.parse_args(argv)
+    if args.dataset:
+        return table_main(args, argv)
+    if not args.paths:
+        p.error("give checkpoint paths, or --dataset for the image-space table")
     rc = 0
     if args.markdown:
         print("| dataset | model | test MSE | KL | drift KL | drift ‖z′−z‖² | AU | σx² | prior coverage | prior density "
               "| MMD² |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    from .expost import is_sidecar
+
     for path in args.paths:
+        if is_sidecar(path):  # ex-post sampler sidecars beside the checkpoints (globs catch them)
+            continue
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError as e:
@@ -267,6 +287,40 @@ def main(argv: list[str] | None = None) -> int:
                   f"sigma2 {f('sigma2', '>8.4g')}  coverage {c['coverage']:.3f}  density {c['density']:.3f}  "
                   f"mmd {c['mmd']:.4f}", flush=True)
     return rc
+
+
+def table_main(args, argv) -> int:
+    """``--dataset`` mode: the image-space protocol table (explorer.metrics.protocol) over shipped models."""
+    import shlex
+
+    from .checkpoint import CheckpointError, load
+    from .expost import is_sidecar
+    from .metrics.backbones import BackboneUnavailable, get_backbone
+    from .metrics.protocol import evaluate_table, write_table
+    from .training import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+        folder = args.checkpoints / args.dataset
+        paths = {p.name[: -len(".safetensors")]: p for p in sorted(folder.glob("*.safetensors")) if not is_sidecar(p)}
+        names = args.models or list(paths)
+        missing = sorted(set(names) - set(paths))
+        if missing:
+            raise ValueError(f"no checkpoints {missing} in {folder}; there are {sorted(paths)}")
+        backbone = get_backbone(args.backbone, args.dataset, device, args.checkpoints)
+        models = {name: load(paths[name]) for name in names}
+        table = evaluate_table(args.dataset, backbone, models, n=args.n, n_ref=args.n_ref, prdc_n=args.prdc_n,
+                               seed=args.seed, device=device)
+    except (ValueError, CheckpointError, BackboneUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table["command"] = "python -m explorer.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.out:
+        write_table(table, args.out)
+        print(f"wrote {args.out} ({len(table['rows'])} rows)")
+    else:
+        print(json.dumps(table, indent=1))
+    return 0
 
 
 if __name__ == "__main__":

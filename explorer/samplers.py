@@ -1,9 +1,12 @@
-"""Ex-post latent samplers stored inside a model's state dict.
+"""Ex-post latent samplers: Gaussian mixtures on encoder means.
 
 ``GaussianMixtureSampler`` fits a K-component full-covariance GMM (scikit-learn) on encoder
 means of the training set, as AR-ELBO (seed 002 §5, after Ghosh et al. 2020) does with
-GMM-10, and samples from it in torch. Its parameters live in buffers, so they travel with
-the weights in a safetensors checkpoint; no pickled sklearn object is stored.
+GMM-10 and GMM-100, and samples from it in torch. Its parameters live in buffers, so they
+travel with the weights in a safetensors file; no pickled sklearn object is stored.
+
+The sampler named ``gmm-10`` (K = 10) is stored inside each checkpoint (state-dict keys
+``gmm.*``); ``gmm-100`` and the two-stage VAE live in a sidecar file (:mod:`explorer.expost`).
 """
 from __future__ import annotations
 
@@ -36,7 +39,9 @@ class GaussianMixtureSampler(nn.Module):
 
 
     def fit(self, codes: torch.Tensor, seed: int = 0) -> "GaussianMixtureSampler":
-        """Fit on codes ``(N, d)`` with sklearn's GaussianMixture (full covariances, reg 1e-6).
+        """Fit on codes ``(N, d)`` with sklearn's GaussianMixture (full covariances, reg 1e-6,
+        k-means initialisation, at most 100 EM iterations, tolerance 1e-3, ``random_state=seed``).
+        Sets ``self.fit_info`` (``converged``, ``n_iter``, ``lower_bound``; not saved).
 
         Raises:
             ValueError: codes are not ``(N, d)`` with N >= K.
@@ -48,6 +53,8 @@ class GaussianMixtureSampler(nn.Module):
             raise ValueError(f"GMM fit needs codes of shape (N >= {self.n_components}, {d}), got {tuple(codes.shape)}")
         gm = GaussianMixture(self.n_components, covariance_type="full", random_state=seed, reg_covar=1e-6)
         gm.fit(codes.detach().cpu().double().numpy())
+        self.fit_info = {"converged": bool(gm.converged_), "n_iter": int(gm.n_iter_),
+                         "lower_bound": float(gm.lower_bound_)}  # not saved; for logs
         self.weights.copy_(torch.from_numpy(gm.weights_).float())
         self.means.copy_(torch.from_numpy(gm.means_).float())
         self.scale_tril.copy_(torch.from_numpy(np.linalg.cholesky(gm.covariances_)).float())

@@ -67,13 +67,14 @@ def _save_resume(path: Path, model, opt, epoch: int, history: list[dict]) -> Non
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train_step(model: LatentModel, opt: torch.optim.Optimizer, x: torch.Tensor) -> dict[str, float]:
-    """One optimiser step on batch ``x``; returns the loss terms as floats.
+def train_step(model: LatentModel, opt: torch.optim.Optimizer, *batch: torch.Tensor) -> dict[str, float]:
+    """One optimiser step on a batch (``x``, or ``x, y`` for a supervised model such as the FID
+    classifier): ``model.loss(*batch)``; returns the loss terms as floats.
 
     Raises:
         TrainingDiverged: non-finite loss (no update is applied).
     """
-    terms = model.loss(x)
+    terms = model.loss(*batch)
     loss = terms["loss"]
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"non-finite loss {loss.item()}")
@@ -84,10 +85,13 @@ def train_step(model: LatentModel, opt: torch.optim.Optimizer, x: torch.Tensor) 
     return {k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")}
 
 
-def train(model: LatentModel, images: torch.Tensor, cfg: TrainConfig, device: torch.device | str = "cpu",
+def train(model: LatentModel, images: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, device: torch.device | str = "cpu",
           resume_path: str | Path | None = None, log: Callable[[str], None] = print,
           progress: bool = True) -> list[dict]:
     """Train ``model`` on ``images (N, C, H, W)`` in [0, 1]; returns the per-epoch history.
+
+    ``images`` may also be a tuple of tensors sharing N, such as ``(images, labels)``: each batch
+    is then ``model.loss(x, y)``.
 
     Each history entry holds the epoch, the mean of every loss term over the epoch (``loss``,
     ``rec``, ``kl``, extras such as ``drift_kl`` and ``sigma2``), images/s and seconds.
@@ -110,8 +114,8 @@ def train(model: LatentModel, images: torch.Tensor, cfg: TrainConfig, device: to
         opt.load_state_dict(state["optimizer"])
         start, history = int(state["epoch"]), list(state["history"])
         log(f"resumed from {resume_path} after epoch {start}")
-    data = images.to(device)
-    n = len(data)
+    data = tuple(t.to(device) for t in (images if isinstance(images, tuple) else (images,)))
+    n = len(data[0])
     steps = math.ceil(n / cfg.batch_size)
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -123,7 +127,7 @@ def train(model: LatentModel, images: torch.Tensor, cfg: TrainConfig, device: to
         for step in bar:
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             try:
-                terms = train_step(model, opt, data[idx])
+                terms = train_step(model, opt, *(t[idx] for t in data))
             except TrainingDiverged as e:
                 raise TrainingDiverged(f"{e} at epoch {epoch + 1}, step {step + 1}/{steps}; last good state "
                                        f"{'in ' + str(resume_path) if resume_path else 'not saved'} "

@@ -1,9 +1,10 @@
-"""Coverage: prior (or GMM) samples against encoder means, side by side across models."""
+"""Coverage: prior (or ex-post) samples against encoder means, side by side across models."""
 import numpy as np
 import streamlit as st
 
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, coverage_markdown, coverage_numbers,
-                       current_dataset, ensure_navigation, get_model, pick_models)
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, coverage_markdown,
+                       coverage_numbers, current_dataset, ensure_navigation, get_model, pick_models,
+                       placed_approximately, sampler_xy)
 from ui.plots import latent_scatter, shared_ranges
 
 ensure_navigation()
@@ -13,7 +14,7 @@ st.caption("Encoder means of 2,000 test images (coloured by class) and 2,000 cod
            "2-D projection per model, fitted on the encoder means. Axes are shared across the models shown.")
 
 names = pick_models(dataset, key="coverage_models")
-c1, c2, c3 = st.columns([2, 2, 1])
+c1, c2, c3 = st.columns([2, 3, 1])
 projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                       key="coverage_projection")
 sampler = c2.radio("Sampler", list(SAMPLER_LABELS), horizontal=True, key="coverage_sampler",
@@ -28,22 +29,22 @@ for name in names:
         continue
     a = model.arrays
     proj = projection if f"{projection}_test" in a else "pca"
-    samp = sampler if f"{proj}_{sampler}" in a else "prior"
-    panels.append((name, model, proj, samp))
+    samp = sampler if sampler in model.samplers else "prior"
+    panels.append((name, model, proj, samp, sampler_xy(dataset, name, samp, proj)))
 
 if not panels:
     st.stop()
 ranges = {}
-for proj in {p for _, _, p, _ in panels}:
-    ranges[proj] = shared_ranges([np.concatenate([m.arrays[f"{proj}_test"].numpy(), m.arrays[f"{proj}_{s}"].numpy()])
-                                  for _, m, p, s in panels if p == proj])
+for proj in {p for _, _, p, _, _ in panels}:
+    ranges[proj] = shared_ranges([np.concatenate([m.arrays[f"{proj}_test"].numpy(), xy])
+                                  for _, m, p, _, xy in panels if p == proj])
 
 for row in range(0, len(panels), int(per_row)):
     cols = st.columns(int(per_row))
-    for col, (name, model, proj, samp) in zip(cols, panels[row:row + int(per_row)]):
+    for col, (name, model, proj, samp, xy) in zip(cols, panels[row:row + int(per_row)]):
         a = model.arrays
         fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
-                             a[f"{proj}_{samp}"].numpy(), sampler=samp, title=f"{name} (d = {model.latent_dim})",
+                             xy, sampler=samp, title=f"{name} (d = {model.latent_dim})",
                              axis_titles=axis_titles(proj), ranges=ranges[proj])
         with col:
             st.plotly_chart(fig, width="stretch", key=f"cov_{name}")
@@ -54,4 +55,7 @@ for row in range(0, len(panels), int(per_row)):
             st.markdown(coverage_markdown(coverage_numbers(dataset, name, samp)))
 st.caption("Coverage, density (Naeem et al. 2020) and precision, recall (Kynkäänniemi et al. 2019) with k = 5, and "
            "the RBF MMD² (median-heuristic bandwidth), all between the sampler's codes and the encoder means in the "
-           "full d-dimensional latent space, not in the 2-D projection.")
+           "full d-dimensional latent space, not in the 2-D projection. GMM-100 and the two-stage VAE come from the "
+           "model's ex-post sidecar (`python -m explorer.expost`).")
+if any(placed_approximately(m, s, p) for _, m, p, s, _ in panels):
+    st.caption(UMAP_PLACEMENT_NOTE)

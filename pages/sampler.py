@@ -3,18 +3,24 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, coverage_markdown, coverage_numbers,
-                       current_dataset, ensure_navigation, get_model, pick_models, to_grid, to_png)
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, coverage_markdown,
+                       coverage_numbers, current_dataset, ensure_navigation, get_model, model_version, pick_models,
+                       placed_approximately, sampler_codes, sampler_xy, to_grid, to_png)
 from ui.plots import latent_scatter, shared_ranges
+
+PER_ROW = 3  # sampler panels per row
 
 ensure_navigation()
 dataset = current_dataset()
-st.title("Samplers: prior, GMM and sampler net")
+st.title("Samplers: prior, ex-post estimates and sampler net")
 st.caption("For each model, each sampler it offers: a grid of decoded samples, and the same sampler's 2,000 codes "
            "drawn over the encoder means of 2,000 test images in one shared 2-D projection, with the coverage numbers "
-           "(computed in the full latent space). LDC-VAE's sampler net S(ε) is trained with SVGD towards the aggregate "
-           "posterior, estimated from the encoder's particles (seed 000, Algorithm 1 steps 5–7 and eq. 11; "
-           "the readings are in explorer.models.ldc_vae).")
+           "(computed in the full latent space). GMM-10, GMM-100 and the two-stage VAE are fitted after training on "
+           "the encoder means of the training set (\"ex-post density estimation\", seed 002 §5 after Ghosh et al. "
+           "2020; the second-stage VAE of Dai & Wipf 2019 §4; `python -m explorer.expost` fits the last two). "
+           "LDC-VAE's sampler net S(ε) is trained with SVGD towards the aggregate posterior, estimated from the "
+           "encoder's particles (seed 000, Algorithm 1 steps 5–7 and eq. 11; the readings are in "
+           "explorer.models.ldc_vae).")
 names = pick_models(dataset, key="sampler_models", max_default=2, preferred=("ldc-vae", "vae", "ar-elbo-iso-i"))
 c1, c2 = st.columns([3, 1])
 projection = c1.radio("Projection", ["pca", "umap"], format_func=PROJECTIONS.get, horizontal=True,
@@ -23,33 +29,42 @@ n_show = c2.select_slider("Samples per grid", [16, 36, 64], value=36, key="sampl
 
 
 @st.cache_data(show_spinner="Decoding samples ...", max_entries=256)
-def sample_grid_png(dataset: str, name: str, sampler: str, n: int, _model) -> bytes:
-    """The first ``n`` stored codes of ``sampler`` decoded into a grid, as PNG bytes."""
+def sample_grid_png(dataset: str, name: str, sampler: str, n: int, version: tuple, _model) -> bytes:
+    """The first ``n`` codes of ``sampler`` (stored, or drawn for ex-post samplers) decoded into a grid, as PNG bytes."""
     with torch.no_grad():
-        imgs = _model.decode(_model.arrays[sampler][:n])
+        imgs = _model.decode(torch.as_tensor(sampler_codes(dataset, name, sampler)[:n]))
     return to_png(to_grid(imgs, nrow=int(np.sqrt(n)), scale=2))
 
 
 models = [(n, m) for n in names if (m := get_model(dataset, n)) is not None]
 if not models:
     st.stop()
-proj = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m in models}
-ranges = {p: shared_ranges([np.concatenate([m.arrays[f"{p}_test"].numpy()] +
-                                            [m.arrays[f"{p}_{s}"].numpy() for s in m.samplers if f"{p}_{s}" in m.arrays])
+panels, proj = {}, {}
+for name, model in models:
+    proj[name] = p = projection if f"{projection}_test" in model.arrays else "pca"
+    panels[name] = {s: sampler_xy(dataset, name, s, p) for s in model.samplers}
+ranges = {p: shared_ranges([np.concatenate([m.arrays[f"{p}_test"].numpy()] + list(panels[n].values()))
                             for n, m in models if proj[n] == p]) for p in set(proj.values())}
 for name, model in models:
     st.subheader(f"{name} (d = {model.latent_dim})")
     a, p = model.arrays, proj[name]
-    samplers = [s for s in model.samplers if s in a and f"{p}_{s}" in a]
-    cols = st.columns(max(len(samplers), 1))
-    for col, s in zip(cols, samplers):
-        with col:
-            st.markdown(f"**{SAMPLER_LABELS.get(s, s)}**")
-            st.image(sample_grid_png(dataset, name, s, int(n_show), model), caption=f"decode(z), z from {s}")
-            fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
-                                 a[f"{p}_{s}"].numpy(), sampler=s, axis_titles=axis_titles(p), ranges=ranges[p],
-                                 height=320)
-            st.plotly_chart(fig, width="stretch", key=f"sampler_{name}_{s}")
-            st.markdown(coverage_markdown(coverage_numbers(dataset, name, s)))
+    samplers = list(panels[name])
+    for row in range(0, len(samplers), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for col, s in zip(cols, samplers[row:row + PER_ROW]):
+            with col:
+                st.markdown(f"**{SAMPLER_LABELS.get(s, s)}**")
+                st.image(sample_grid_png(dataset, name, s, int(n_show), model_version(dataset, name), model),
+                         caption=f"decode(z), z from {s}")
+                fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
+                                     panels[name][s], sampler=s, axis_titles=axis_titles(p), ranges=ranges[p],
+                                     height=320)
+                st.plotly_chart(fig, width="stretch", key=f"sampler_{name}_{s}")
+                st.markdown(coverage_markdown(coverage_numbers(dataset, name, s)))
     if p != projection:
         st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
+    if any(placed_approximately(model, s, p) for s in samplers):
+        st.caption(UMAP_PLACEMENT_NOTE)
+    if model.expost is None:
+        st.caption(f"{name} has no ex-post sidecar (GMM-100, two-stage VAE): fit it with "
+                   f"`python -m explorer.expost checkpoints/{dataset}/{name}.safetensors`.")

@@ -11,7 +11,7 @@ from ui.apptest import as_running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["pages/home.py", "pages/coverage.py", "pages/sliders.py", "pages/drift.py", "pages/sampler.py",
-         "pages/particle_flow.py", "pages/imaginings.py"]
+         "pages/particle_flow.py", "pages/imaginings.py", "pages/leaderboard.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +78,7 @@ def test_coverage_with_two_models_umap_and_gmm():
     at = open_page("pages/coverage.py")
     at.multiselect(key="coverage_models_mnist").set_value(["vae", "ar-elbo-iso-i"]).run()
     at.radio(key="coverage_projection").set_value("umap").run()
-    at.radio(key="coverage_sampler").set_value("gmm").run()
+    at.radio(key="coverage_sampler").set_value("gmm-10").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2
     tables = [m.value for m in at.markdown if m.value.startswith("| coverage")]
@@ -99,6 +99,27 @@ def test_broken_checkpoint_warns_and_the_rest_still_loads(tmp_path, monkeypatch)
     assert not at.exception and len(at.get("plotly_chart")) == 1
 
 
+def test_sidecars_are_not_listed_as_models_and_a_stale_one_warns(tmp_path, monkeypatch):
+    src = ROOT / "checkpoints" / "mnist"
+    (tmp_path / "mnist").mkdir()
+    for f in ("vae.safetensors", "vae.expost.safetensors", "ar-elbo-iso-i.safetensors"):
+        shutil.copy(src / f, tmp_path / "mnist" / f)
+    # vae's sidecar beside ar-elbo-iso-i: fitted on another file, so it must be refused
+    shutil.copy(src / "vae.expost.safetensors", tmp_path / "mnist" / "ar-elbo-iso-i.expost.safetensors")
+    monkeypatch.setenv("LATENT_EXPLORER_CHECKPOINTS", str(tmp_path))
+    at = open_page("pages/sampler.py")
+    names = at.multiselect(key="sampler_models_mnist")
+    assert sorted(names.options) == ["ar-elbo-iso-i", "vae"]
+    names.set_value(["vae", "ar-elbo-iso-i"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    stale = [w.value for w in at.warning if "ar-elbo-iso-i.expost.safetensors" in w.value]
+    assert len(stale) == 1 and "python -m explorer.expost" in stale[0], [w.value for w in at.warning]
+    assert len(at.get("plotly_chart")) == 4 + 2  # vae: prior, gmm-10, gmm-100, two-stage; ar-elbo-iso-i: prior, gmm-10
+    at.radio(key="sampler_projection").set_value("umap").run()  # ex-post codes placed in the stored UMAP embedding
+    assert not at.exception and len(at.get("plotly_chart")) == 6
+    assert any("15 nearest encoder means" in c.value for c in at.caption)
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_sliders_render_for_every_shipped_model(dataset):
     at = open_page("pages/sliders.py", dataset)
@@ -116,10 +137,13 @@ def test_sampler_page_shows_every_sampler_of_ldc_vae(dataset):
     at = open_page("pages/sampler.py", dataset)
     at.multiselect(key=f"sampler_models_{dataset}").set_value(["ldc-vae", "vae"]).run()
     assert not at.exception, [e.value for e in at.exception]
-    # ldc-vae: prior, gmm, sampler net; vae: prior, gmm -> 5 scatter plots, 5 grids, 5 coverage tables
-    assert len(at.get("plotly_chart")) == 5
-    assert len([m for m in at.markdown if m.value.startswith("| coverage")]) == 5
+    # ldc-vae: prior, gmm-10, gmm-100, two-stage, sampler net; vae: prior, gmm-10, gmm-100, two-stage
+    # (gmm-100 and two-stage from the shipped ex-post sidecars) -> 9 scatter plots, 9 grids, 9 coverage tables
+    assert len(at.get("plotly_chart")) == 9
+    assert len([m for m in at.markdown if m.value.startswith("| coverage")]) == 9
+    assert len([im for im in at.image if any("decode(z)" in c for c in im.captions)]) == 9
     assert any("sampler net" in m.value for m in at.markdown)
+    assert any("two-stage VAE" in m.value for m in at.markdown) and any("GMM-100" in m.value for m in at.markdown)
 
 
 def test_particle_flow_animates_towards_the_posterior():
@@ -202,3 +226,19 @@ def test_sliders_decode_the_same_z_through_the_lsr_gan_and_its_vae():
     z1.set_value(z1.value + 2.5).run()
     assert not at.exception
     assert g() != first[0] and d() != first[1]
+
+
+def test_leaderboard_shows_the_results_and_opens_a_model_on_the_other_pages():
+    table = json.loads((ROOT / "results" / "mnist-classifier.json").read_text())
+    at = open_page("pages/leaderboard.py")
+    assert not at.exception, [e.value for e in at.exception]
+    frames = at.dataframe
+    models = set(frames[0].value.index)
+    assert models == {r["model"] for r in table["rows"]}
+    assert "rec" in frames[0].value.columns and "test-data" in models
+    published = frames[1].value
+    assert {"as published", "ours"} <= set(published.columns) and (published["model"] == "ldc-vae").any()
+    at.selectbox(key="lb_open_mnist").set_value("ar-elbo-iso-i").run()
+    assert not at.exception
+    at.switch_page("pages/coverage.py").run()
+    assert at.multiselect(key="coverage_models_mnist").value == ["ar-elbo-iso-i"]

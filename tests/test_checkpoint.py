@@ -28,7 +28,7 @@ def test_save_load_round_trip_gives_identical_outputs(saved, batch):
         assert torch.equal(loaded.encode(batch), model.encode(batch))
         z = torch.randn(5, 4)
         assert torch.equal(loaded.decode(z), model.decode(z))
-    assert loaded.samplers == ["prior", "gmm"]
+    assert loaded.samplers == ["prior", "gmm-10"]
     assert torch.equal(loaded.gmm.means, model.gmm.means)
     assert loaded.sigma2_estimate() == pytest.approx(0.02)
     assert loaded.meta == {"name": "m", "seed": 3}

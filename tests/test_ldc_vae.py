@@ -35,7 +35,7 @@ def test_encoder_is_implicit_and_its_mean_is_deterministic(model, batch):
 def test_samplers_and_shapes(model):
     assert model.samplers == ["prior", "sampler-net"]
     model.gmm.fit(torch.randn(300, 4))
-    assert model.samplers == ["prior", "gmm", "sampler-net"]
+    assert model.samplers == ["prior", "gmm-10", "sampler-net"]
     model.eval()
     with torch.no_grad():
         for s in model.samplers:
@@ -91,7 +91,7 @@ def test_save_load_round_trip(model, batch, tmp_path):
         assert torch.equal(loaded.decode(z), model.decode(z))
         g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
         assert torch.equal(loaded.sample(7, "sampler-net", generator=g1), model.sample(7, "sampler-net", generator=g2))
-    assert loaded.samplers == ["prior", "gmm", "sampler-net"]
+    assert loaded.samplers == ["prior", "gmm-10", "sampler-net"]
     assert loaded.sigma2_estimate() == pytest.approx(0.03)
     assert loaded.config.particles == 3
 

@@ -16,7 +16,8 @@ ELBO_TRAINED = sorted(n for n, (family, _) in ZOO.items() if MODELS[family].trai
 
 def test_registry_covers_every_shipped_name():
     expected = {"vae", "beta-vae", "ar-elbo-iso-i", "ar-elbo-iso-d", "ar-elbo-diag-i", "ar-elbo-diag-d",
-                "consistency-vae", "vae-2d", "ldc-vae", "lsr-gan", "lsr-gan-lambda0", "lsr-gan-lambda0.01"}
+                "consistency-vae", "vae-2d", "ldc-vae", "lsr-gan", "lsr-gan-lambda0", "lsr-gan-lambda0.01",
+                "ae", "rae-l2", "rae-gp", "wae-mmd"}
     assert set(ZOO) == expected
     assert set(ZOO) - set(ELBO_TRAINED) == {"lsr-gan", "lsr-gan-lambda0", "lsr-gan-lambda0.01"}
     for name, (family, overrides) in ZOO.items():
@@ -43,7 +44,7 @@ def test_one_training_step_changes_every_trained_network(name, batch):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     terms = train_step(model, opt, batch)
     assert {"loss", "rec"} <= set(terms) and ("kl" in terms) == model.gaussian_encoder
-    for part in ("encoder", "decoder") + (() if model.gaussian_encoder else ("sampler_net",)):
+    for part in ("encoder", "decoder") + (("sampler_net",) if hasattr(model, "sampler_net") else ()):
         changed = [k for k, v in model.state_dict().items() if k.startswith(part) and not torch.equal(v, before[k])]
         assert changed, f"{name}: no {part} weight changed"
 
@@ -87,8 +88,8 @@ def test_public_api_shapes_and_errors(batch):
         model.decode(torch.zeros(3, 4))
     with pytest.raises(ValueError, match="1, 28, 28"):
         model.encode(torch.zeros(2, 3, 32, 32))
-    with pytest.raises(ValueError, match="gmm"):
-        model.sample(3, "gmm")
+    with pytest.raises(ValueError, match="gmm-10"):
+        model.sample(3, "gmm-10")  # not fitted yet
 
 
 def test_gmm_sampler_recovers_known_mixture_means():
@@ -97,10 +98,10 @@ def test_gmm_sampler_recovers_known_mixture_means():
     codes = torch.cat([c + 0.3 * torch.randn(400, 2, generator=g) for c in centres])
     model = build_model("vae", latent_dim=2)
     model.gmm = type(model.gmm)(2, n_components=3).fit(codes)
-    assert "gmm" in model.samplers
+    assert model.samplers == ["prior", "gmm-10"]
     found = model.gmm.means[torch.argsort(model.gmm.means[:, 0] + 0.1 * model.gmm.means[:, 1])]
     assert torch.allclose(found, centres[torch.argsort(centres[:, 0] + 0.1 * centres[:, 1])], atol=0.1)
-    s = model.sample(3000, "gmm", generator=g)
+    s = model.sample(3000, "gmm-10", generator=g)
     assert s.shape == (3000, 2)
     assert torch.allclose(s.mean(0), codes.mean(0), atol=0.3)
 

@@ -72,7 +72,7 @@ def test_train_cli_writes_a_self_describing_checkpoint(tmp_path, capsys):
     m = meta["metrics"]
     assert {"test_mse", "kl", "drift_kl", "active_units", "sigma2", "coverage"} <= set(m)
     assert {"density", "coverage", "precision", "recall", "mmd"} <= set(m["coverage"])
-    assert model.samplers == ["prior", "gmm"]
+    assert model.samplers == ["prior", "gmm-10"]  # no ex-post sidecar: train.py does not fit one
     assert model.arrays["test_mu"].shape == (2000, 2) and "identity_test" in model.arrays
     assert not list((tmp_path / "mnist").glob("*.resume.pt"))
     out = capsys.readouterr().out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ from torchvision.utils import make_grid
 import explorer
 from explorer.checkpoint import EXT, CheckpointError, read_metadata
 from explorer.data import DatasetNotAvailable, dataset_info, load_dataset
+from explorer.expost import is_sidecar, sidecar_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("mnist", "fashion-mnist")
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP", "identity": "true latent plane (d = 2)"}
 DEFAULT_MODELS = ("vae", "ar-elbo-iso-i", "consistency-vae")
-SAMPLER_LABELS = {"prior": "prior N(0, I)", "gmm": "GMM-10 on train codes", "sampler-net": "sampler net S(ε)"}
+SAMPLER_LABELS = {"prior": "prior N(0, I)", "gmm-10": "GMM-10 on train codes", "gmm-100": "GMM-100 on train codes",
+                  "two-stage": "two-stage VAE on train codes", "sampler-net": "sampler net S(ε)"}
+N_CODES = 2000  # codes per sampler shown and measured (explorer.evaluate.N_APP, as stored at train time)
 
 
 NAV_FLAG = "_latent_explorer_navigation"
@@ -68,8 +72,9 @@ def checkpoint_dir() -> Path:
 
 
 def _listing_key(dataset: str) -> tuple:
+    """Model checkpoints of a dataset (ex-post sidecars ``*.expost.safetensors`` are not models)."""
     folder = checkpoint_dir() / dataset
-    files = sorted(folder.glob(f"*{EXT}")) if folder.is_dir() else []
+    files = sorted(p for p in folder.glob(f"*{EXT}") if not is_sidecar(p)) if folder.is_dir() else []
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
@@ -95,22 +100,103 @@ def checkpoints(dataset: str) -> tuple[dict, dict]:
 
 
 @st.cache_resource(show_spinner="Loading model ...")
-def _load(path: str, mtime_ns: int):
-    return explorer.load(path)
+def _load(path: str, version: tuple):
+    with warnings.catch_warnings(record=True) as caught:  # a stale or broken ex-post sidecar
+        warnings.simplefilter("always")
+        model = explorer.load(path)
+    return model, tuple(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+
+
+def _version(path: str) -> tuple:
+    """Cache key of a checkpoint's state: mtimes of the file and of its ex-post sidecar (0 if none)."""
+    side = sidecar_path(path)
+    return Path(path).stat().st_mtime_ns, side.stat().st_mtime_ns if side.is_file() else 0
+
+
+def model_version(dataset: str, name: str) -> tuple:
+    """:func:`_version` of a listed checkpoint (for cache keys of values derived from the model)."""
+    return _version(checkpoints(dataset)[0][name]["path"])
 
 
 def get_model(dataset: str, name: str):
-    """The loaded model (shared, read-only) for a shipped checkpoint, or None with a warning shown."""
+    """The loaded model (shared, read-only) for a shipped checkpoint, or None with a warning shown.
+
+    A stale or unreadable ex-post sidecar is shown as a warning; the model is returned without
+    its ``gmm-100`` and ``two-stage`` samplers then."""
     ok, _ = checkpoints(dataset)
     if name not in ok:
         st.warning(f"No usable checkpoint {name!r} for {dataset}.")
         return None
     path = ok[name]["path"]
     try:
-        return _load(path, Path(path).stat().st_mtime_ns)
+        model, problems = _load(path, _version(path))
     except CheckpointError as e:
         st.warning(str(e))
         return None
+    for msg in problems:
+        st.warning(msg)
+    return model
+
+
+def _model(dataset: str, name: str):
+    """The loaded model of a listed checkpoint, without UI (helpers below; pages use :func:`get_model`)."""
+    path = checkpoints(dataset)[0][name]["path"]
+    return _load(path, _version(path))[0]
+
+
+@st.cache_data(show_spinner="Drawing samples ...", max_entries=128)
+def _drawn_codes(dataset: str, name: str, sampler: str, version: tuple) -> np.ndarray:
+    model = _model(dataset, name)
+    with torch.no_grad():  # the seed and generator of explorer.evaluate.app_arrays and sampler_coverage
+        return model.sample(N_CODES, sampler, generator=torch.Generator().manual_seed(0)).cpu().numpy()
+
+
+def sampler_codes(dataset: str, name: str, sampler: str) -> np.ndarray:
+    """``N_CODES`` codes ``(N, d)`` of one of the model's samplers: the ones stored at train time
+    when the checkpoint has them (prior, gmm-10, sampler-net), else drawn now (ex-post sidecar
+    samplers) with the same seed, and cached."""
+    a = _model(dataset, name).arrays
+    if sampler in a:
+        return a[sampler].numpy()
+    return _drawn_codes(dataset, name, sampler, model_version(dataset, name))
+
+
+def sampler_xy(dataset: str, name: str, sampler: str, projection: str) -> np.ndarray | None:
+    """Positions ``(N, 2)`` of :func:`sampler_codes` in the model's stored 2-D projection of its
+    encoder means (``P_test``): the stored arrays when present (train-time samplers); else PCA
+    through the stored linear map (exact), identity (d = 2) as is, and UMAP, whose fitted model
+    is not stored, by :func:`explorer.projection.place_by_neighbours` (UMAP's transform
+    initialisation; see :func:`placed_approximately`). None when the model has no such projection."""
+    a = _model(dataset, name).arrays
+    if f"{projection}_{sampler}" in a:
+        return a[f"{projection}_{sampler}"].numpy()
+    if f"{projection}_test" not in a:
+        return None
+    codes = sampler_codes(dataset, name, sampler)
+    if projection == "pca":
+        return ((codes - a["pca_mean"].numpy()) @ a["pca_components"].numpy().T).astype(np.float32)
+    if projection == "identity":
+        return codes.astype(np.float32)
+    return _placed(dataset, name, sampler, projection, model_version(dataset, name))
+
+
+def placed_approximately(model, sampler: str, projection: str) -> bool:
+    """True when :func:`sampler_xy` places this sampler's codes by nearest neighbours (UMAP, no stored positions)."""
+    return projection == "umap" and f"umap_{sampler}" not in model.arrays and "umap_test" in model.arrays
+
+
+@st.cache_data(show_spinner="Placing codes in the UMAP embedding ...", max_entries=128)
+def _placed(dataset: str, name: str, sampler: str, projection: str, version: tuple) -> np.ndarray:
+    from explorer.projection import place_by_neighbours
+
+    a = _model(dataset, name).arrays
+    return place_by_neighbours(a["test_mu"], a[f"{projection}_test"].numpy(), sampler_codes(dataset, name, sampler))
+
+
+UMAP_PLACEMENT_NOTE = ("UMAP's fitted model is not stored, so the codes of samplers fitted after training (GMM-100, "
+                       "two-stage VAE) are placed at the weighted mean of the UMAP positions of their 15 nearest "
+                       "encoder means, where UMAP's own transform starts (for the stored GMM-10 codes this lands "
+                       "within 1–2 % of the plot's span of UMAP's transform, median).")
 
 
 @st.cache_data(show_spinner="Loading test images ...")
@@ -120,19 +206,27 @@ def test_images(dataset: str, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     return x.numpy(), y.numpy()
 
 
-@st.cache_data(show_spinner="Computing coverage ...")
 def coverage_numbers(dataset: str, name: str, sampler: str) -> dict:
-    """Coverage numbers of one sampler against the encoder means: stored at train time when the
-    checkpoint has them, else computed from its stored arrays (:func:`explorer.evaluate.coverage_metrics`)."""
+    """Coverage numbers of one sampler against the encoder means: stored at train time (in the
+    checkpoint) or at fit time (in the ex-post sidecar) when there, else computed from
+    :func:`sampler_codes` (:func:`explorer.evaluate.coverage_metrics`) and cached."""
+    return _coverage_numbers(dataset, name, sampler, model_version(dataset, name))
+
+
+@st.cache_data(show_spinner="Computing coverage ...")
+def _coverage_numbers(dataset: str, name: str, sampler: str, version: tuple) -> dict:
     metrics = checkpoints(dataset)[0][name]["meta"].get("metrics", {})
     if sampler in metrics.get("sampler_coverage", {}):
         return metrics["sampler_coverage"][sampler]
     if sampler == "prior" and "coverage" in metrics:
         return metrics["coverage"]
-    a = get_model(dataset, name).arrays
+    model = _model(dataset, name)
+    stored = getattr(model.expost, "meta", {}).get("sampler_coverage", {}) if model.expost is not None else {}
+    if sampler in stored:
+        return stored[sampler]
     from explorer.evaluate import coverage_metrics  # lazy: sklearn stays out of app start-up
 
-    return coverage_metrics(a["test_mu"], a[sampler])
+    return coverage_metrics(model.arrays["test_mu"], torch.as_tensor(sampler_codes(dataset, name, sampler)))
 
 
 def class_names(dataset: str) -> tuple[str, ...]:

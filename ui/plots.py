@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"), "gmm": ("GMM samples", "rgba(214,39,40,0.45)"),
+SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"),
+                 "gmm-10": ("GMM-10 samples", "rgba(214,39,40,0.45)"),
+                 "gmm-100": ("GMM-100 samples", "rgba(255,127,14,0.5)"),
+                 "two-stage": ("two-stage VAE samples", "rgba(148,103,189,0.5)"),
                  "sampler-net": ("sampler-net samples", "rgba(31,119,180,0.5)")}
 
 

@@ -6,14 +6,18 @@ overrides that produce it. Both feed ``train.py``'s argparse ``choices=``.
 """
 from __future__ import annotations
 
+from .ae import AE, AEConfig
 from .ar_elbo import ARELBO, ARELBOConfig
 from .base import LatentModel, ModelConfig
 from .consistency import ConsistencyVAE, ConsistencyVAEConfig
 from .ldc_vae import LDCVAE, LDCVAEConfig
 from .lsr_gan import LSRGAN, LSRGANConfig
+from .rae import RAE, RAEConfig
 from .vae import VAE, VAEConfig
+from .wae import WAE, WAEConfig
 
 MODELS: dict[str, type[LatentModel]] = {cls.family: cls for cls in (VAE, ARELBO, ConsistencyVAE, LDCVAE, LSRGAN)}
+MODELS.update({cls.family: cls for cls in (AE, RAE, WAE)})  # deterministic-encoder baselines
 
 ZOO: dict[str, tuple[str, dict]] = {
     "vae": ("vae", {}),
@@ -29,6 +33,11 @@ ZOO: dict[str, tuple[str, dict]] = {
     "lsr-gan": ("lsr-gan", {"lam": 1.0}),
     "lsr-gan-lambda0": ("lsr-gan", {"lam": 0.0}),
     "lsr-gan-lambda0.01": ("lsr-gan", {"lam": 0.01}),  # 004 App. C.2's smallest λ; balances D and q here
+    # Deterministic-encoder baselines (hyperparameters and sources in their modules).
+    "ae": ("ae", {}),
+    "rae-l2": ("rae", {"regularizer": "l2"}),
+    "rae-gp": ("rae", {"regularizer": "gp"}),
+    "wae-mmd": ("wae-mmd", {}),
 }
 
 
@@ -51,4 +60,5 @@ def build_model(family: str, **config) -> LatentModel:
 
 __all__ = ["MODELS", "ZOO", "LatentModel", "ModelConfig", "VAE", "VAEConfig", "ARELBO", "ARELBOConfig",
            "ConsistencyVAE", "ConsistencyVAEConfig", "LDCVAE", "LDCVAEConfig", "LSRGAN", "LSRGANConfig",
-           "build_model", "model_class"]
+           "build_model", "model_class",
+           "AE", "AEConfig", "RAE", "RAEConfig", "WAE", "WAEConfig"]

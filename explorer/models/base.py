@@ -7,21 +7,25 @@ Public API (later issues and outside users rely on it):
 - ``model.posterior(x)``: ``(mu, logvar)``, each ``(B, d)`` (Gaussian encoders).
 - ``model.decode(z)``: ``(B, d)`` -> decoder mean ``(B, C, H, W)`` in [0, 1].
 - ``model.sample(n, sampler="prior")``: ``(n, d)`` latent codes.
-- ``model.samplers``: the sampler names this model offers (``prior``, plus ``gmm`` once fitted).
+- ``model.samplers``: the sampler names this model offers: ``prior``; ``gmm-10`` once its GMM
+  is fitted (stored in the checkpoint); ``gmm-100`` and ``two-stage`` when an ex-post sidecar is
+  attached (:mod:`explorer.expost`, ``model.expost``); family extras after those (LDC-VAE's
+  ``sampler-net``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..configs import DictConfig
 from ..nets import build_nets
 from ..samplers import GaussianMixtureSampler
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(DictConfig):
     """Fields every model family shares. Family configs subclass it.
 
     Attributes:
@@ -43,19 +47,6 @@ class ModelConfig:
         """The checkpoint name this configuration is shipped under (e.g. ``vae-2d``)."""
         raise NotImplementedError
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["image_shape"] = list(self.image_shape)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        """Build from a plain dict; unknown keys raise ValueError naming them."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"{cls.__name__} has no fields {unknown}; allowed: {sorted(names)}")
-        return cls(**d)
 
 
 class LatentModel(nn.Module):
@@ -69,11 +60,15 @@ class LatentModel(nn.Module):
     gaussian_encoder: bool = True  # False for implicit encoders (LDC-VAE): no closed-form q(z|x)
     trainer: str = "elbo"  # key of explorer.trainers.TRAINERS: the loop that trains this family
 
+    # Ex-post samplers from a sidecar file (explorer.expost.ExPostSamplers), or None. Not a
+    # registered submodule: it is not part of the checkpoint's state dict. Set by attach_expost.
+    expost = None
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.encoder, self.decoder = self.build_networks(config)
-        self.gmm = GaussianMixtureSampler(config.latent_dim)
+        self.gmm = GaussianMixtureSampler(config.latent_dim)  # the "gmm-10" sampler
 
     @classmethod
     def from_config(cls, config: ModelConfig, path=None) -> "LatentModel":
@@ -140,11 +135,27 @@ class LatentModel(nn.Module):
 
     @property
     def samplers(self) -> list[str]:
-        """Names accepted by :meth:`sample`."""
-        return ["prior"] + (["gmm"] if self.gmm.is_fitted else [])
+        """Names accepted by :meth:`sample`: ``prior``, ``gmm-10`` (once fitted), then the
+        attached sidecar's ``gmm-100`` and ``two-stage``."""
+        return (["prior"] + (["gmm-10"] if self.gmm.is_fitted else [])
+                + (self.expost.samplers if self.expost is not None else []))
+
+    def attach_expost(self, expost) -> None:
+        """Hang ex-post samplers (:class:`explorer.expost.ExPostSamplers`, or None to remove
+        them) on the model, on its device, outside its state dict."""
+        if expost is not None:
+            expost = expost.to(self.gmm.means.device).eval()
+        object.__setattr__(self, "expost", expost)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        if self.expost is not None:  # .to()/.cpu()/.double() move the (unregistered) sidecar samplers too
+            self.expost._apply(fn, recurse)
+        return self
 
     def sample(self, n: int, sampler: str = "prior", generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` latent codes, ``(n, d)``, from the prior N(0, I) or the fitted GMM.
+        """Draw ``n`` latent codes, ``(n, d)``, on the model's device, from the prior N(0, I),
+        the GMM-10 (``gmm-10``) or an attached ex-post sampler (``gmm-100``, ``two-stage``).
 
         Raises:
             ValueError: ``sampler`` is not in :attr:`samplers`, or ``n`` is not positive.
@@ -153,8 +164,10 @@ class LatentModel(nn.Module):
             raise ValueError(f"n must be positive, got {n}")
         if sampler not in self.samplers:
             raise ValueError(f"model offers samplers {self.samplers}, not {sampler!r}")
-        if sampler == "gmm":
+        if sampler == "gmm-10":
             return self.gmm.sample(n, generator=generator)
+        if self.expost is not None and sampler in self.expost.samplers:
+            return self.expost.sample(n, sampler, generator=generator)
         dev = next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator).to(dev)
 

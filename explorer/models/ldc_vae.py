@@ -235,10 +235,11 @@ class LDCVAE(LatentModel):
 
     @property
     def samplers(self) -> list[str]:
-        return ["prior"] + (["gmm"] if self.gmm.is_fitted else []) + ["sampler-net"]
+        return super().samplers + ["sampler-net"]
 
     def sample(self, n: int, sampler: str = "prior", generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(n, d)`` codes from ``prior`` N(0, I), the fitted ``gmm``, or the ``sampler-net`` S(ε).
+        """``(n, d)`` codes from ``prior`` N(0, I), the fitted ``gmm-10``, the sidecar's ``gmm-100``
+        and ``two-stage`` (when attached), or the ``sampler-net`` S(ε).
 
         Raises:
             ValueError: unknown sampler, or ``n`` < 1.

@@ -46,7 +46,7 @@ checkpoint first (so a moved ``checkpoints/`` folder still works), then at the r
 
 Public API as every model: ``decode(z)`` is G(z) (sigmoid of its logits, [0, 1]); ``encode``,
 ``posterior`` and ``posterior_samples`` are the base encoder's; ``sample(n, "prior")`` draws
-p(z) = N(0, I); ``sample(n, "gmm")`` the GMM on the base encoder's training codes.
+p(z) = N(0, I); ``sample(n, "gmm-10")`` the GMM on the base encoder's training codes.
 """
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def resolve_base(config: LSRGANConfig, near: Path | None = None) -> LatentModel:
                            f"on {config.base_path} with SHA-256 {config.base_sha256[:12]}...; the base was retrained "
                            f"or replaced. Retrain the LSR-GAN on it (python train.py --model lsr-gan --vae {found} ...) "
                            f"or restore the original base file")
-    base = load(found)
+    base = load(found, expost=False)  # the base's own ex-post samplers play no part here
     if not base.gaussian_encoder:
         raise BaseMismatch(f"lsr-gan: base {found} is a {base.family} model with an implicit encoder; LSR-GAN needs "
                            f"a Gaussian q(z|x) (any vae, ar-elbo or consistency-vae checkpoint)")

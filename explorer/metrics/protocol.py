@@ -1,0 +1,189 @@
+"""The papers' image-space evaluation protocol: Fréchet distance and precision/recall of
+reconstructions, samples and interpolations against the training set.
+
+Sets of ``n`` images per model (000 Table I: rec / sample / interp; 002 Tables 3-4: one row per
+ex-post sampler):
+
+- ``rec``: decode(encode(x)) of the first ``n`` test images.
+- ``sample``: decode(z) for ``n`` codes z from each sampler in ``model.samplers`` (``variant`` is
+  the sampler's name).
+- ``interp``: ``n`` random test pairs (x_i, x_j), i ≠ j; decoded spherical interpolations of
+  their encoder means at t = 0.5 (``variant`` ``mid``, the midpoint protocol of 000 and Ghosh et
+  al. 2020) and at t ~ U(0, 1) per pair (``variant`` ``rand``).
+- a ``data`` row: the ``n`` test images themselves, the floor any model is compared against.
+
+Every set is compared with the reference features of the first ``n_ref`` training images:
+Fréchet distance of the Gaussian fits (:func:`explorer.metrics.frechet.frechet_distance`) and
+precision, recall, density and coverage (k = 5; :func:`explorer.metrics.latent.prdc`) between
+the first ``prdc_n`` features of each. Reference features are cached on disk per dataset,
+``n_ref`` and backbone key (network file hash and preprocessing); see :func:`cache_dir`.
+
+Each row records the backbone, its label (``FID`` or ``FD (classifier)``), n, the reference
+set and the device, so a table never mixes protocols silently.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as st_save
+from tqdm.auto import tqdm
+
+from ..data import load_dataset
+from ..interpolation import slerp
+from .frechet import feature_statistics, frechet_distance
+from .latent import prdc
+
+PRDC_K = 5
+
+
+def cache_dir() -> Path:
+    """Folder for cached reference features: ``$LATENT_EXPLORER_CACHE``, else
+    ``$XDG_CACHE_HOME/latent-explorer``, else ``~/.cache/latent-explorer``."""
+    if os.environ.get("LATENT_EXPLORER_CACHE"):
+        return Path(os.environ["LATENT_EXPLORER_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latent-explorer"
+
+
+def reference_features(dataset: str, backbone, n_ref: int | None = None, cache: Path | None = None,
+                       log=print) -> tuple[torch.Tensor, str]:
+    """Features ``(n_ref, F)`` of the first ``n_ref`` training images (all when None) and a description.
+
+    Read from the cache when a file for (dataset, n_ref, backbone.key) exists, else computed and
+    written atomically. A cache file that cannot be read is recomputed and replaced.
+    """
+    from ..checkpoint import atomic_write_bytes
+
+    x, _ = load_dataset(dataset, "train", limit=n_ref)
+    desc = f"{dataset} train, first {len(x)} images"
+    path = (cache or cache_dir()) / "fid" / f"{dataset}-train{len(x)}-{backbone.key}.safetensors"
+    if path.is_file():
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                feats = f.get_tensor("features")
+            if feats.shape == (len(x), backbone.feature_dim):
+                return feats, desc
+        except Exception:  # unreadable cache entry: recompute below
+            pass
+        log(f"cache file {path} is unreadable or stale; recomputing")
+    t0 = time.perf_counter()
+    feats = torch.cat([backbone.features(x[k:k + 1000])
+                       for k in tqdm(range(0, len(x), 1000), desc=f"reference features ({backbone.name})")])
+    atomic_write_bytes(path, st_save({"features": feats.contiguous()}, metadata={"key": backbone.key, "desc": desc}))
+    log(f"reference features of {desc} ({backbone.name}) in {time.perf_counter() - t0:.1f} s, cached in {path}")
+    return feats, desc
+
+
+@torch.no_grad()
+def _decode(model, z: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
+    return torch.cat([model.decode(z[i:i + batch_size].to(device)).cpu() for i in range(0, len(z), batch_size)])
+
+
+@torch.no_grad()
+def _encode(model, x: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
+    return torch.cat([model.encode(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+
+
+def image_sets(model, x_test: torch.Tensor, n: int, seed: int = 0, device: str | torch.device = "cpu"):
+    """The protocol's image sets for one model: a list of ``(protocol, variant, make)`` where
+    ``make()`` returns ``(n, C, H, W)`` images in [0, 1]. See the module docstring.
+
+    Raises:
+        ValueError: ``n`` < 2 or more than the test images available.
+    """
+    if not 2 <= n <= len(x_test):
+        raise ValueError(f"n must be between 2 and the {len(x_test)} test images, got {n}")
+
+    def rec():
+        return _decode(model, _encode(model, x_test[:n], device), device)
+
+    def sample(name):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)
+            return _decode(model, model.sample(n, name, generator=g).cpu(), device)
+        return make
+
+    g = torch.Generator().manual_seed(seed + 1)
+    i = torch.randint(len(x_test), (n,), generator=g)
+    j = (i + torch.randint(1, len(x_test), (n,), generator=g)) % len(x_test)  # j != i
+    t_rand = torch.rand(n, generator=g)
+
+    def interp(t):
+        def make():
+            return _decode(model, slerp(_encode(model, x_test[i], device), _encode(model, x_test[j], device), t), device)
+        return make
+
+    sets = [("rec", "-", rec)]
+    sets += [("sample", s, sample(s)) for s in model.samplers]
+    sets += [("interp", "mid", interp(0.5)), ("interp", "rand", interp(t_rand))]
+    return sets
+
+
+def compare(features: torch.Tensor, ref: torch.Tensor, ref_stats, prdc_n: int) -> dict:
+    """Fréchet distance and precision/recall/density/coverage of ``features (n, F)`` against ``ref (N, F)``."""
+    mu, sigma = feature_statistics(features.double().numpy())
+    out = {"fd": frechet_distance(mu, sigma, *ref_stats)}
+    m = min(prdc_n, len(features), len(ref))
+    out.update(prdc(ref[:m].numpy(), features[:m].numpy(), k=PRDC_K))
+    return out
+
+
+def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref: int | None = None,
+                   prdc_n: int = 5000, seed: int = 0, device: str | torch.device = "cpu",
+                   cache: Path | None = None, progress: bool = True, log=print) -> dict:
+    """Run the protocol for every model in ``models`` (name -> loaded model) and return the table.
+
+    Returns a dict: ``dataset, backbone, label, backbone_info, n, n_ref, reference, prdc_k,
+    prdc_n, seed, device, created, rows``; each row ``model, protocol, variant, fd, precision,
+    recall, density, coverage, n, seconds`` plus the table-wide fields a reader needs
+    (``backbone, label, reference, device``).
+
+    Raises:
+        ValueError: bad ``n`` for the test set.
+    """
+    x_test, _ = load_dataset(dataset, "test")
+    ref, ref_desc = reference_features(dataset, backbone, n_ref, cache=cache, log=log)
+    ref_stats = feature_statistics(ref.double().numpy())
+    common = {"backbone": backbone.name, "label": backbone.label, "reference": ref_desc, "device": str(device)}
+    jobs = [("test-data", "data", "-", lambda: x_test[:n])]
+    for name, model in models.items():
+        model.to(device).eval()
+        jobs += [(name, p, v, make) for p, v, make in image_sets(model, x_test, n, seed=seed, device=device)]
+    rows = []
+    bar = tqdm(jobs, desc=f"{dataset} {backbone.name}", disable=not progress)
+    for name, protocol, variant, make in bar:
+        bar.set_postfix_str(f"{name} {protocol} {variant}")
+        t0 = time.perf_counter()
+        feats = backbone.features(make())
+        row = {"model": name, "protocol": protocol, "variant": variant, **compare(feats, ref, ref_stats, prdc_n),
+               "n": n, "seconds": round(time.perf_counter() - t0, 2), **common}
+        rows.append(row)
+        log(f"{name:<20} {protocol:<6} {variant:<10} {backbone.label} {row['fd']:10.3f}  precision "
+            f"{row['precision']:.3f} recall {row['recall']:.3f} density {row['density']:.3f} "
+            f"coverage {row['coverage']:.3f}  ({row['seconds']} s)")
+    for model in models.values():
+        model.cpu()
+    return {"dataset": dataset, "backbone": backbone.name, "label": backbone.label,
+            "backbone_info": backbone.info, "n": n, "n_ref": len(ref), "reference": ref_desc, "prdc_k": PRDC_K,
+            "prdc_n": min(prdc_n, n, len(ref)), "seed": seed, "device": str(device),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows": rows}
+
+
+def write_table(table: dict, path: str | Path) -> None:
+    """Write a table as indented JSON, atomically."""
+    from ..checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(table, indent=1, default=_json_default) + "\n").encode())
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")

@@ -1,0 +1,137 @@
+"""Leaderboard: the image-space tables in results/ (FID or classifier FD, precision/recall,
+density/coverage of reconstructions, samples and interpolations), sortable, with bar charts,
+next to the seeds' published numbers. Clicking a row opens that model on the other pages."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from explorer.published import PROTOCOL_DIFFERENCES, PUBLISHED_SOURCES, published_rows
+from ui.common import ROOT, checkpoints, current_dataset, ensure_navigation
+
+
+@st.cache_data(show_spinner=False)
+def _read_tables(listing: tuple) -> dict:
+    return {path.rsplit("-", 1)[1][: -len(".json")]: json.loads(Path(path).read_text()) for path, _ in listing}
+
+
+def results_tables(dataset: str) -> dict:
+    """backbone -> table, from ``results/<dataset>-<backbone>.json`` (re-read when a file changes)."""
+    files = sorted((ROOT / "results").glob(f"{dataset}-*.json"))
+    return _read_tables(tuple((str(p), p.stat().st_mtime_ns) for p in files))
+
+
+ensure_navigation()
+dataset = current_dataset()
+st.title("Leaderboard")
+st.caption("Every shipped model under the papers' protocol (000 Table I, 002 Tables 3-4): Fréchet distance and "
+           "precision/recall/density/coverage in a backbone's feature space, against the training set, for test "
+           "reconstructions (`rec`), samples from each sampler (`sample/...`) and decoded spherical interpolations "
+           "of random test pairs (`interp/mid` at t = 0.5, `interp/rand` at random t). `test-data` is the test "
+           "set itself: the floor. Click a row to open that model on the other pages.")
+
+tables = results_tables(dataset)
+if not tables:
+    st.info(f"No results for {dataset} yet. Make them with `python -m explorer.evaluate --dataset {dataset} "
+            f"--backbone classifier --out results/{dataset}-classifier.json`.")
+    st.stop()
+
+METRICS = {"fd": "Fréchet distance ↓", "precision": "precision ↑", "recall": "recall ↑", "density": "density ↑",
+           "coverage": "coverage ↑"}
+c1, c2 = st.columns(2)
+backbone = c1.radio("Backbone", list(tables), horizontal=True, key=f"lb_backbone_{dataset}",
+                    format_func=lambda b: f"{tables[b]['label']} ({b})")
+metric = c2.radio("Metric", list(METRICS), horizontal=True, key="lb_metric", format_func=METRICS.get)
+table = tables[backbone]
+label = table["label"] if metric == "fd" else metric
+acc = table.get("backbone_info", {}).get("test_accuracy")
+st.markdown(f"**{table['label']}**, n = {table['n']:,} images per set against {table['reference']}; "
+            f"precision/recall with k = {table['prdc_k']} on {table['prdc_n']:,} per side; device {table['device']}; "
+            f"made {table['created']}" + (f"; classifier test accuracy {acc:.4f}" if acc is not None else "") + ".")
+st.caption(f"`{table.get('command', '')}`")
+if table["backbone"] != "inception":
+    st.info(f"{table['label']} is not FID: its values are comparable only within this table.")
+
+rows = pd.DataFrame(table["rows"])
+rows["set"] = rows["protocol"].where(rows["variant"] == "-", rows["protocol"] + "/" + rows["variant"])
+wide = rows.pivot(index="model", columns="set", values=metric)
+order = ["data", "rec"] + sorted(c for c in wide.columns if c.startswith("sample/")) + ["interp/mid", "interp/rand"]
+wide = wide[[c for c in order if c in wide.columns]]
+wide = wide.sort_values("rec" if "rec" in wide.columns else wide.columns[0], ascending=metric != "fd")
+
+shipped = set(checkpoints(dataset)[0])
+open_key = f"lb_open_{dataset}"
+table_key = f"lb_table_{dataset}_{backbone}_{metric}"
+
+
+def open_model(name: str | None) -> None:
+    """Make ``name`` the chosen model on the other pages (their widget keys are per dataset)."""
+    if name not in shipped:
+        return
+    for key in ("coverage_models", "drift_models", "sampler_models"):
+        st.session_state[f"{key}_{dataset}"] = [name]
+    st.session_state[f"sliders_model_{dataset}"] = name
+    if name.startswith("lsr-gan"):
+        st.session_state[f"imagine_model_{dataset}"] = name
+
+
+def on_row_click() -> None:
+    picked = st.session_state[table_key].selection.rows
+    if picked:
+        name = wide.index[picked[0]]
+        st.session_state[open_key] = name if name in shipped else None
+        open_model(name)
+
+
+st.dataframe(wide.style.format("{:.3f}", na_rep="-"), on_select=on_row_click, selection_mode="single-row",
+             key=table_key, width="stretch")
+
+choices = [m for m in wide.index if m in shipped]
+c1, c2 = st.columns([1, 3])
+chosen = c1.selectbox("Open model", choices, index=None, key=open_key, placeholder="click a row or pick",
+                      on_change=lambda: open_model(st.session_state[open_key]))
+if chosen:
+    with c2:
+        st.write(f"**{chosen}** is selected on:")
+        links = st.columns(4)
+        for col, (page, title) in zip(links, [("pages/coverage.py", "Coverage"), ("pages/sliders.py", "Sliders"),
+                                              ("pages/drift.py", "Drift"), ("pages/sampler.py", "Samplers")]):
+            col.page_link(page, label=title)
+
+with st.spinner("Drawing charts ..."):
+    st.subheader(f"{METRICS[metric]} per column")
+    per_row = 3
+    columns = list(wide.columns)
+    for start in range(0, len(columns), per_row):
+        cols = st.columns(per_row)
+        for col, name in zip(cols, columns[start:start + per_row]):
+            s = wide[name].dropna().sort_values(ascending=metric == "fd")
+            fig = px.bar(x=s.values, y=s.index, orientation="h", title=name,
+                         labels={"x": label, "y": ""}, height=120 + 22 * len(s))
+            fig.update_layout(margin=dict(l=0, r=10, t=40, b=0), yaxis=dict(autorange="reversed"))
+            col.plotly_chart(fig, width="stretch", key=f"lb_bar_{name}")
+
+st.divider()
+st.subheader("As published")
+published = pd.DataFrame(published_rows(dataset))
+if published.empty:
+    st.info(f"The seeds publish no FID numbers for {dataset}; only MNIST has an \"as published\" column.")
+else:
+    long = published.melt(id_vars=["model", "source", "paper row"], var_name="set", value_name="as published").dropna()
+    ours = rows[["model", "set", "fd"]].rename(columns={"fd": "ours"})
+    best = ours.assign(set=ours["set"].str.replace(r"^sample/.*$", "sample", regex=True))
+    best = best[best["set"] == "sample"].groupby(["model", "set"], as_index=False).min()  # 000's single "sample"
+    mse = pd.DataFrame([{"model": m, "set": "mse", "ours": h["meta"].get("metrics", {}).get("test_mse")}
+                        for m, h in checkpoints(dataset)[0].items()])
+    merged = long.merge(pd.concat([ours, best, mse]), on=["model", "set"], how="left")
+    merged["source"] = merged["source"].map(PUBLISHED_SOURCES)
+    st.caption(f"As published: TF-Inception FIDs on MNIST; `mse` is the per-image squared error on the test set. "
+               f"Ours: the {table['label']} of the table above (for 000's single \"sample\" column, the best of the "
+               f"model's samplers), or our test MSE on the `mse` rows. Two columns on purpose: the protocols differ.")
+    show = merged[["model", "set", "as published", "ours", "paper row", "source"]]
+    st.dataframe(show.style.format({"as published": "{:.2f}", "ours": "{:.3f}"}, na_rep="-"),
+                 hide_index=True, width="stretch", key=f"lb_published_{dataset}")
+    with st.expander("Protocol differences", expanded=False):
+        st.markdown("\n".join(f"- {d}" for d in PROTOCOL_DIFFERENCES))
