@@ -138,3 +138,37 @@ def place_by_neighbours(fit_codes, fit_xy, codes, k: int = 15) -> np.ndarray:
         w /= w.sum(1, keepdims=True)
         out[i:i + 1024] = (w[..., None] * fit_xy[idx]).sum(1)
     return out
+
+
+def to_plane(arrays: dict, codes, projection: str) -> np.ndarray:
+    """Place new codes ``(M, d)`` in one of a checkpoint's stored 2-D maps of its encoder means.
+
+    ``arrays`` is a model's ``arrays`` (``explorer.evaluate.app_arrays``): ``test_mu (N, d)`` and
+    ``<projection>_test (N, 2)``; for ``pca`` also ``pca_mean (d,)`` and ``pca_components (2, d)``.
+
+    - ``pca``: exact, ``(codes - pca_mean) @ pca_components.T``;
+    - ``umap``: :func:`place_by_neighbours` (the fitted UMAP is not stored);
+    - ``identity`` (d = 2): the codes themselves.
+
+    Returns:
+        ``(M, 2)`` float32.
+
+    Raises:
+        ValueError: an unknown projection, one this checkpoint has no map for, or codes whose
+            width is not the model's latent size d.
+    """
+    codes = Projection._as2d(codes)
+    d = int(arrays["test_mu"].shape[1])
+    if codes.shape[1] != d:
+        raise ValueError(f"to_plane: codes have {codes.shape[1]} dimensions; the model's latent size is d = {d}")
+    if f"{projection}_test" not in arrays:
+        have = sorted(k[:-5] for k in arrays if k.endswith("_test"))
+        raise ValueError(f"to_plane: no {projection!r} map stored for this model; stored: {', '.join(have)}")
+    if projection == "pca":
+        mean, comps = (np.asarray(arrays[k], dtype=np.float32) for k in ("pca_mean", "pca_components"))
+        return ((codes - mean) @ comps.T).astype(np.float32)
+    if projection == "identity":
+        return codes[:, :2].astype(np.float32)
+    if projection == "umap":
+        return place_by_neighbours(np.asarray(arrays["test_mu"]), np.asarray(arrays["umap_test"]), codes)
+    raise ValueError(f"to_plane: unknown projection {projection!r}; allowed: pca, umap, identity")

@@ -2,25 +2,31 @@
 import numpy as np
 import streamlit as st
 
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, coverage_markdown,
-                       coverage_numbers, current_dataset, ensure_navigation, get_model, pick_models,
+from ui import state
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, columns_for,
+                       coverage_markdown, coverage_numbers, current_dataset, ensure_navigation, get_model, pick_models,
                        placed_approximately, sampler_xy)
+from ui.export import chart
+from ui.inspect import selected_indices, show_selection
 from ui.plots import latent_scatter, shared_ranges
 
 ensure_navigation()
 dataset = current_dataset()
 st.title("Coverage: prior vs encoder")
 st.caption("Encoder means of 2,000 test images (coloured by class) and 2,000 codes from the chosen sampler, in one "
-           "2-D projection per model, fitted on the encoder means. Axes are shared across the models shown.")
+           "2-D projection per model, fitted on the encoder means. Axes are shared across the models shown. "
+           "Click, box- or lasso-select points to inspect those test images below.")
 
 names = pick_models(dataset, key="coverage_models")
 c1, c2, c3 = st.columns([2, 3, 1])
+state.restore("coverage_projection", "projection", allowed=list(PROJECTIONS))
 projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                       key="coverage_projection")
+state.restore("coverage_sampler", "sampler", allowed=list(SAMPLER_LABELS))
 sampler = c2.radio("Sampler", list(SAMPLER_LABELS), horizontal=True, key="coverage_sampler",
                    format_func=SAMPLER_LABELS.get)
 per_row = c3.number_input("Plots per row", 1, 6, 3, key="coverage_per_row")
-
+state.publish("coverage", models=names, projection=projection, sampler=sampler)
 
 panels = []
 for name in names:
@@ -39,15 +45,18 @@ for proj in {p for _, _, p, _, _ in panels}:
     ranges[proj] = shared_ranges([np.concatenate([m.arrays[f"{proj}_test"].numpy(), xy])
                                   for _, m, p, _, xy in panels if p == proj])
 
-for row in range(0, len(panels), int(per_row)):
-    cols = st.columns(int(per_row))
-    for col, (name, model, proj, samp, xy) in zip(cols, panels[row:row + int(per_row)]):
+per_row = columns_for(len(panels), int(per_row))
+events = []
+for row in range(0, len(panels), per_row):
+    cols = st.columns(per_row)
+    for col, (name, model, proj, samp, xy) in zip(cols, panels[row:row + per_row]):
         a = model.arrays
         fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                              xy, sampler=samp, title=f"{name} (d = {model.latent_dim})",
                              axis_titles=axis_titles(proj), ranges=ranges[proj])
         with col:
-            st.plotly_chart(fig, width="stretch", key=f"cov_{name}")
+            events.append(chart(fig, key=f"cov_{name}", filename=f"{dataset}-coverage-{name}-{proj}-{samp}",
+                                on_select="rerun"))
             if proj != projection:
                 st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
             if samp != sampler:
@@ -59,3 +68,4 @@ st.caption("Coverage, density (Naeem et al. 2020) and precision, recall (Kynk√§√
            "model's ex-post sidecar (`python -m explorer.expost`).")
 if any(placed_approximately(m, s, p) for _, m, p, s, _ in panels):
     st.caption(UMAP_PLACEMENT_NOTE)
+show_selection(dataset, [(n, m) for n, m, *_ in panels], selected_indices(*events), key="coverage")

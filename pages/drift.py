@@ -4,8 +4,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ui.common import (PROJECTIONS, axis_titles, checkpoints, class_names, current_dataset, ensure_navigation,
-                       get_model, pick_models, safe_dataset_images, to_grid)
+from ui import state
+from ui.common import (PROJECTIONS, axis_titles, checkpoints, class_names, columns_for, current_dataset,
+                       ensure_navigation, get_model, pick_models, safe_dataset_images, to_grid, to_png)
+from ui.export import chart, picture
+from ui.inspect import selected_indices, show_selection
 from ui.plots import drift_arrows, latent_scatter, shared_ranges
 
 ensure_navigation()
@@ -15,10 +18,13 @@ st.caption("For each chosen test image: its encoder mean z, the reconstruction x
            "A consistent encoder–decoder pair keeps z′ on z (seed 003, Fig. 2).")
 names = pick_models(dataset, key="drift_models")
 c1, c2 = st.columns([2, 3])
+state.restore("drift_projection", "projection", allowed=list(PROJECTIONS))
 projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                       key="drift_projection")
+state.restore("drift_images", "images", state.csv_ints, allowed=range(2000), describe="test image indices 0..1999")
 chosen = c2.multiselect("Test images (index among the 2,000 stored)", list(range(2000)), default=[0, 1, 2, 3, 4],
                         key="drift_images")
+state.publish("drift", models=names, projection=projection, images=sorted(chosen))
 models = [(n, m) for n in names if (m := get_model(dataset, n)) is not None]
 if not models:
     st.stop()
@@ -36,7 +42,7 @@ bar = go.Figure(go.Bar(x=list(vals), y=[v if v is not None else 0 for v in vals.
                        text=[f"{v:.3f}" if v is not None else "n/a" for v in vals.values()], textposition="outside"))
 bar.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=unit,
                   title=dict(text=title, font=dict(size=14)))
-st.plotly_chart(bar, width="stretch", key="drift_bar")
+chart(bar, key="drift_bar", filename=f"{dataset}-drift-bars")
 
 
 def per_image_drift(a: dict) -> np.ndarray:
@@ -49,7 +55,8 @@ def per_image_drift(a: dict) -> np.ndarray:
 idx = np.array(sorted(chosen), dtype=int)
 projs = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m in models}
 ranges = {p: shared_ranges([m.arrays[f"{p}_test"].numpy() for n, m in models if projs[n] == p]) for p in set(projs.values())}
-cols = st.columns(min(len(models), 3))
+cols = st.columns(columns_for(len(models), min(len(models), 3)))
+events = []
 for k, (name, model) in enumerate(models):
     a, proj = model.arrays, projs[name]
     fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
@@ -60,7 +67,7 @@ for k, (name, model) in enumerate(models):
     if len(idx):
         drift_arrows(fig, a[f"{proj}_test"].numpy()[idx], a[f"{proj}_drift"].numpy()[idx])
     with cols[k % len(cols)]:
-        st.plotly_chart(fig, width="stretch", key=f"drift_{name}")
+        events.append(chart(fig, key=f"drift_{name}", filename=f"{dataset}-drift-{name}-{proj}", on_select="rerun"))
         if proj != projection:
             st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
 
@@ -70,5 +77,7 @@ if data is not None and len(idx):
     rows = [torch.from_numpy(data[0][idx])]
     with torch.no_grad():
         rows += [m.decode(m.arrays["test_mu"][idx]) for _, m in models]
-    st.image(to_grid(torch.cat(rows), nrow=len(idx), scale=3),
-             caption="rows: test images, then x′ for " + ", ".join(n for n, _ in models), output_format="PNG")
+    picture(to_png(to_grid(torch.cat(rows), nrow=len(idx), scale=3)),
+            "rows: test images, then x′ for " + ", ".join(n for n, _ in models), key="drift_recons",
+            filename=f"{dataset}-drift-reconstructions")
+show_selection(dataset, models, selected_indices(*events), key="drift")

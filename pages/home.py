@@ -2,9 +2,11 @@
 import pandas as pd
 import streamlit as st
 
+from ui import state
 from ui.common import DATASETS, checkpoint_dir, checkpoints, ensure_navigation
 
 ensure_navigation()
+state.publish("home")
 
 st.title("Latent Explorer")
 st.markdown(
@@ -12,7 +14,9 @@ st.markdown(
     "generated codes, and what lives in the gaps? Pick a view on the left: **Coverage** (prior vs encoder "
     "means), **Sliders** (decode any latent vector), **Drift** (z → x′ → z′), **Samplers** (prior, GMM, "
     "LDC-VAE's sampler net), **Particle flow** (SVGD towards one image's Gibbs posterior) and **Imaginings** "
-    "(an LSR-GAN generator dreaming from a frozen VAE's codes).")
+    "(an LSR-GAN generator dreaming from a frozen VAE's codes). **Your input** encodes a digit you draw or "
+    "upload with every chosen model. Every view's state is in its URL: **Copy link to this view** in the "
+    "sidebar shares it; **Presentation mode** enlarges everything for a talk.")
 
 COLUMNS = {"test_mse": "test MSE (sum/img)", "kl": "KL (nats)", "drift_kl": "drift KL (nats)", "drift_sq": "drift ‖z′−z‖²",
            "active_units": "active units", "sigma2": "σx²"}

@@ -3,9 +3,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.data import dataset_info
-from explorer.uploads import MAX_BYTES, UploadError, image_from_bytes
+from ui import state
 from ui.common import checkpoints, current_dataset, ensure_navigation, get_model, safe_dataset_images, to_grid, to_png
+from ui.export import picture
+from ui.inputs import upload
 
 ensure_navigation()
 dataset = current_dataset()
@@ -22,6 +23,7 @@ if not gans:
             f"{dataset} --vae checkpoints/{dataset}/ar-elbo-iso-i.safetensors --lambda 1`.")
     st.stop()
 lam_of = {n: ok[n]["config"].get("lam") for n in gans}
+state.restore(f"imagine_model_{dataset}", "models", lambda r: state.csv(r)[0], allowed=gans)
 name = st.radio("λ (weight of −log q(z|G(z)))", gans, format_func=lambda n: f"λ = {lam_of[n]:g} ({n})",
                 horizontal=True, key=f"imagine_model_{dataset}")
 model = get_model(dataset, name)
@@ -43,22 +45,18 @@ if source == "test images":
     data = safe_dataset_images(dataset)
     if data is None:
         st.stop()
+    state.restore("imagine_indices", "images", state.csv_ints, allowed=range(len(data[0])),
+                  describe=f"test image indices 0..{len(data[0]) - 1}")
     chosen = c2.multiselect("Test images (index of the first 2,000)", list(range(len(data[0]))), default=[0, 1, 2, 3],
                             key="imagine_indices")
+    state.publish("imaginings", models=name, images=sorted(chosen))
     inputs = [torch.from_numpy(data[0][i]) for i in chosen]
     labels = [f"test image {i}" for i in chosen]
 else:
-    info = dataset_info(dataset)
-    up = c2.file_uploader(f"A PNG or JPEG (at most {MAX_BYTES // 2**20} MiB)", type=["png", "jpg", "jpeg"],
-                          key="imagine_upload")
-    if up is not None:
-        try:
-            x, steps = image_from_bytes(up.getvalue(), info.shape, info.content_size, info.dark_background, up.name)
-        except UploadError as e:
-            st.error(str(e))
-        else:
-            st.info(f"Converted `{up.name}` to the {dataset} format: " + "; ".join(steps) + ".")
-            inputs, labels = [x[0]], [up.name]
+    state.publish("imaginings", models=name)
+    got = upload(dataset, key="imagine_upload", container=c2)
+    if got is not None:
+        inputs, labels = [got[0][0]], [got[1]]
     else:
         st.caption("Upload an image to see the VAE's code for it imagined by G.")
 
@@ -77,8 +75,10 @@ def imagine_row_png(dataset: str, name: str, image: np.ndarray, n: int, seed: in
 for x, label in zip(inputs, labels):
     left, right = st.columns([3, max(n_draws, 3)])
     head, dreams = imagine_row_png(dataset, name, x.numpy(), int(n_draws), 0, model)
-    left.image(head, caption=f"{label} · VAE D(μ(x)) · G(μ(x))")
-    right.image(dreams, caption=f"G(z), z ~ q(z|x): {int(n_draws)} imaginings")
+    picture(head, f"{label} · VAE D(μ(x)) · G(μ(x))", key=f"head_{label}", container=left,
+            filename=f"{dataset}-{name}-{label}-recon")
+    picture(dreams, f"G(z), z ~ q(z|x): {int(n_draws)} imaginings", key=f"dreams_{label}", container=right,
+            filename=f"{dataset}-{name}-{label}-imaginings")
 
 st.divider()
 st.subheader("Random codes z ~ p(z): LSR-GAN beside the VAE decoder")
@@ -98,5 +98,5 @@ def random_pair_png(dataset: str, name: str, n: int, seed: int, _model) -> tuple
 
 g_png, d_png = random_pair_png(dataset, name, int(n_random), int(seed), model)
 r1, r2 = st.columns(2)
-r1.image(g_png, caption=f"LSR-GAN G(z) — {name}")
-r2.image(d_png, caption=f"VAE decoder D(z) — {base_name}")
+picture(g_png, f"LSR-GAN G(z) — {name}", key="random_g", container=r1, filename=f"{dataset}-{name}-G-prior")
+picture(d_png, f"VAE decoder D(z) — {base_name}", key="random_d", container=r2, filename=f"{dataset}-{base_name}-D-prior")

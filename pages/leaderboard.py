@@ -9,7 +9,9 @@ import plotly.express as px
 import streamlit as st
 
 from explorer.published import PROTOCOL_DIFFERENCES, PUBLISHED_SOURCES, published_rows
+from ui import state
 from ui.common import ROOT, checkpoints, current_dataset, ensure_navigation
+from ui.export import chart
 
 
 @st.cache_data(show_spinner=False)
@@ -41,10 +43,13 @@ if not tables:
 METRICS = {"fd": "Fréchet distance ↓", "precision": "precision ↑", "recall": "recall ↑", "density": "density ↑",
            "coverage": "coverage ↑"}
 c1, c2 = st.columns(2)
+state.restore(f"lb_backbone_{dataset}", "backbone", allowed=list(tables))
+state.restore("lb_metric", "metric", allowed=list(METRICS))
 backbone = c1.radio("Backbone", list(tables), horizontal=True, key=f"lb_backbone_{dataset}",
                     format_func=lambda b: f"{tables[b]['label']} ({b})")
 metric = c2.radio("Metric", list(METRICS), horizontal=True, key="lb_metric", format_func=METRICS.get)
 table = tables[backbone]
+state.publish("leaderboard", backbone=backbone, metric=metric)
 label = table["label"] if metric == "fd" else metric
 acc = table.get("backbone_info", {}).get("test_accuracy")
 st.markdown(f"**{table['label']}**, n = {table['n']:,} images per set against {table['reference']}; "
@@ -98,7 +103,7 @@ if chosen:
         links = st.columns(4)
         for col, (page, title) in zip(links, [("pages/coverage.py", "Coverage"), ("pages/sliders.py", "Sliders"),
                                               ("pages/drift.py", "Drift"), ("pages/sampler.py", "Samplers")]):
-            col.page_link(page, label=title)
+            col.page_link(page, label=title, query_params={"dataset": dataset, "models": chosen})
 
 with st.spinner("Drawing charts ..."):
     st.subheader(f"{METRICS[metric]} per column")
@@ -111,7 +116,7 @@ with st.spinner("Drawing charts ..."):
             fig = px.bar(x=s.values, y=s.index, orientation="h", title=name,
                          labels={"x": label, "y": ""}, height=120 + 22 * len(s))
             fig.update_layout(margin=dict(l=0, r=10, t=40, b=0), yaxis=dict(autorange="reversed"))
-            col.plotly_chart(fig, width="stretch", key=f"lb_bar_{name}")
+            chart(fig, key=f"lb_bar_{name}", container=col, filename=f"{dataset}-{backbone}-{metric}-{name}")
 
 st.divider()
 st.subheader("As published")

@@ -4,8 +4,11 @@ import streamlit as st
 import torch
 
 from explorer.models.ldc_vae import particle_flow
+from explorer.projection import to_plane
+from ui import state
 from ui.common import (axis_titles, checkpoints, current_dataset, ensure_navigation, get_model, safe_dataset_images,
                        to_grid, to_image, to_png)
+from ui.export import chart, picture
 from ui.plots import particle_flow_figure
 
 ensure_navigation()
@@ -20,11 +23,14 @@ if not flows:
     st.info(f"No LDC-VAE checkpoint for {dataset}. Train one with `python train.py --model ldc-vae --dataset {dataset}`.")
     st.stop()
 c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1])
+state.restore(f"flow_model_{dataset}", "models", lambda r: state.csv(r)[0], allowed=flows)
 name = c1.selectbox("Model", flows, key=f"flow_model_{dataset}")
+state.restore("flow_index", "index", int, allowed=range(2000), describe="0..1999")
 index = int(c2.number_input("Test image (index among the 2,000 stored)", 0, 1999, 0, key="flow_index"))
 n_particles = int(c3.select_slider("Particles", [16, 32, 64, 128], value=64, key="flow_particles"))
 steps = int(c4.select_slider("Steps", [25, 50, 100, 200], value=100, key="flow_steps"))
 step_size = float(c5.select_slider("Step size", [0.01, 0.02, 0.05, 0.1, 0.2], value=0.05, key="flow_step_size"))
+state.publish("particle_flow", models=name, index=index)
 model = get_model(dataset, name)
 data = safe_dataset_images(dataset)
 if model is None or data is None:
@@ -40,20 +46,20 @@ def flow(dataset: str, name: str, index: int, n_particles: int, steps: int, step
 
 traj = flow(dataset, name, index, n_particles, steps, step_size, model, data[0][index])
 a = model.arrays
-mean, comps = a["pca_mean"].numpy(), a["pca_components"].numpy()
-to_plane = lambda z: (z - mean) @ comps.T  # noqa: E731  the stored PCA map (2, d)
-fig = particle_flow_figure(to_plane(traj), a["pca_test"].numpy(), to_plane(a["test_mu"][index].numpy()),
+plane = lambda z: to_plane(a, z.reshape(-1, z.shape[-1]), "pca").reshape(*z.shape[:-1], 2)  # noqa: E731
+fig = particle_flow_figure(plane(traj), a["pca_test"].numpy(), plane(a["test_mu"][index].numpy()[None])[0],
                            title=f"{name}: {n_particles} particles, {steps} steps", axis_titles=axis_titles("pca"))
 left, right = st.columns([3, 1])
 with left:
-    st.plotly_chart(fig, width="stretch", key="flow_plot")
+    chart(fig, key="flow_plot", filename=f"{dataset}-{name}-particle-flow-{index}")
 with right:
     st.image(to_image(data[0][index], scale=5), caption=f"test image {index}")
     with torch.no_grad():
         z_end = torch.from_numpy(traj[-1][:8])
         recon = model.decode(model.arrays["test_mu"][index:index + 1])
         st.image(to_image(recon[0], scale=5), caption="decode(encoder mean)")
-        st.image(to_png(to_grid(model.decode(z_end), nrow=4, scale=2)), caption="decode(z) of 8 particles at the end")
+        picture(to_png(to_grid(model.decode(z_end), nrow=4, scale=2)), "decode(z) of 8 particles at the end",
+                key="flow_particles_end", filename=f"{dataset}-{name}-particles-{index}")
     x = torch.from_numpy(data[0][index:index + 1])
     with torch.no_grad():
         sse = [float((model.decode(torch.from_numpy(z)) - x).pow(2).flatten(1).sum(1).mean()) for z in (traj[0], traj[-1])]

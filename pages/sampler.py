@@ -3,9 +3,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, coverage_markdown,
-                       coverage_numbers, current_dataset, ensure_navigation, get_model, model_version, pick_models,
-                       placed_approximately, sampler_codes, sampler_xy, to_grid, to_png)
+from ui import state
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, columns_for,
+                       coverage_markdown, coverage_numbers, current_dataset, ensure_navigation, get_model,
+                       model_version, pick_models, placed_approximately, sampler_codes, sampler_xy, to_grid, to_png)
+from ui.export import chart, picture
+from ui.inspect import selected_indices, show_selection
 from ui.plots import latent_scatter, shared_ranges
 
 PER_ROW = 3  # sampler panels per row
@@ -23,9 +26,11 @@ st.caption("For each model, each sampler it offers: a grid of decoded samples, a
            "explorer.models.ldc_vae).")
 names = pick_models(dataset, key="sampler_models", max_default=2, preferred=("ldc-vae", "vae", "ar-elbo-iso-i"))
 c1, c2 = st.columns([3, 1])
+state.restore("sampler_projection", "projection", allowed=["pca", "umap"])
 projection = c1.radio("Projection", ["pca", "umap"], format_func=PROJECTIONS.get, horizontal=True,
                       key="sampler_projection")
 n_show = c2.select_slider("Samples per grid", [16, 36, 64], value=36, key="sampler_grid")
+state.publish("sampler", models=names, projection=projection)
 
 
 @st.cache_data(show_spinner="Decoding samples ...", max_entries=256)
@@ -45,21 +50,24 @@ for name, model in models:
     panels[name] = {s: sampler_xy(dataset, name, s, p) for s in model.samplers}
 ranges = {p: shared_ranges([np.concatenate([m.arrays[f"{p}_test"].numpy()] + list(panels[n].values()))
                             for n, m in models if proj[n] == p]) for p in set(proj.values())}
+events = []
 for name, model in models:
     st.subheader(f"{name} (d = {model.latent_dim})")
     a, p = model.arrays, proj[name]
     samplers = list(panels[name])
-    for row in range(0, len(samplers), PER_ROW):
-        cols = st.columns(PER_ROW)
-        for col, s in zip(cols, samplers[row:row + PER_ROW]):
+    per_row = columns_for(len(samplers), PER_ROW)
+    for row in range(0, len(samplers), per_row):
+        cols = st.columns(per_row)
+        for col, s in zip(cols, samplers[row:row + per_row]):
             with col:
                 st.markdown(f"**{SAMPLER_LABELS.get(s, s)}**")
-                st.image(sample_grid_png(dataset, name, s, int(n_show), model_version(dataset, name), model),
-                         caption=f"decode(z), z from {s}")
+                picture(sample_grid_png(dataset, name, s, int(n_show), model_version(dataset, name), model),
+                        f"decode(z), z from {s}", key=f"grid_{name}_{s}", filename=f"{dataset}-{name}-{s}-samples")
                 fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                                      panels[name][s], sampler=s, axis_titles=axis_titles(p), ranges=ranges[p],
                                      height=320)
-                st.plotly_chart(fig, width="stretch", key=f"sampler_{name}_{s}")
+                events.append(chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
+                                    on_select="rerun"))
                 st.markdown(coverage_markdown(coverage_numbers(dataset, name, s)))
     if p != projection:
         st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
@@ -68,3 +76,4 @@ for name, model in models:
     if model.expost is None:
         st.caption(f"{name} has no ex-post sidecar (GMM-100, two-stage VAE): fit it with "
                    f"`python -m explorer.expost checkpoints/{dataset}/{name}.safetensors`.")
+show_selection(dataset, models, selected_indices(*events), key="samplers")

@@ -10,7 +10,7 @@ from explorer.models import ZOO
 from ui.apptest import as_running_server
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/home.py", "pages/coverage.py", "pages/sliders.py", "pages/drift.py", "pages/sampler.py",
+PAGES = ["pages/home.py", "pages/coverage.py", "pages/sliders.py", "pages/drift.py", "pages/sampler.py", "pages/your_input.py",
          "pages/particle_flow.py", "pages/imaginings.py", "pages/leaderboard.py"]
 
 

@@ -20,6 +20,7 @@ import explorer
 from explorer.checkpoint import EXT, CheckpointError, read_metadata
 from explorer.data import DatasetNotAvailable, dataset_info, load_dataset
 from explorer.expost import is_sidecar, sidecar_path
+from ui import state
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("mnist", "fashion-mnist")
@@ -250,7 +251,25 @@ def pick_models(dataset: str, key: str, label: str = "Models", max_default: int 
                 f"`python train.py --all --dataset {dataset}`.")
         return []
     default = [n for n in preferred if n in ok][:max_default] or names[:1]
-    return st.multiselect(label, names, default=default, key=f"{key}_{dataset}")
+    state.restore(f"{key}_{dataset}", "models", state.csv, allowed=names)  # a link's models win over the default
+    widget_key = f"{key}_{dataset}"
+    return st.multiselect(label, names, default=None if widget_key in st.session_state else default, key=widget_key)
+
+
+def presenting() -> bool:
+    """True in presentation mode (sidebar toggle, or ``present=1`` in the URL)."""
+    return bool(st.session_state.get(state.PRESENT))
+
+
+def presentation_css() -> str:
+    """Style for presentation mode: larger type everywhere (Streamlit sizes in rem)."""
+    return ("<style>html { font-size: 22px; } h1 { font-size: 2.4rem !important; } "
+            ".stPlotlyChart, .stImage { margin-bottom: 0.5rem; }</style>")
+
+
+def columns_for(n_models: int, default: int = 3) -> int:
+    """Columns of model panels: one per model in presentation mode, else ``default``."""
+    return max(1, n_models) if presenting() else max(1, default)
 
 
 def safe_dataset_images(dataset: str, n: int = 2000):

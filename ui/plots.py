@@ -14,7 +14,11 @@ SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"),
 def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler_xy: np.ndarray | None = None,
                    sampler: str = "prior", title: str = "", axis_titles=("1", "2"),
                    ranges: tuple | None = None, height: int = 380) -> go.Figure:
-    """Encoder means ``(N, 2)`` coloured by label, with sampler codes ``(M, 2)`` overlaid."""
+    """Encoder means ``(N, 2)`` coloured by label, with sampler codes ``(M, 2)`` overlaid.
+
+    The encoder-means trace carries each point's test-image index as ``customdata``, so a plotly
+    selection (``ui.inspect.selected_indices``) names the images.
+    """
     names = np.asarray([class_names[i] if i < len(class_names) else str(i) for i in labels])
     fig = go.Figure()
     if sampler_xy is not None:
@@ -25,8 +29,10 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
     fig.add_trace(go.Scattergl(x=test_xy[:, 0], y=test_xy[:, 1], mode="markers", name="encoder means",
                                marker=dict(size=4, color=labels, colorscale="Turbo", cmin=0,
                                            cmax=max(len(class_names) - 1, 1), opacity=0.8),
-                               text=names, hovertemplate="%{text}<extra>test image %{pointNumber}</extra>"))
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
+                               text=names, customdata=np.arange(len(test_xy)),
+                               hovertemplate="%{text}<extra>test image %{customdata}</extra>"))
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=30, t=40, b=10),
+                      modebar=dict(orientation="v"),  # on the right edge, clear of the title and legend
                       legend=dict(orientation="h", x=1, y=1.0, xanchor="right", yanchor="bottom"), xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
     if ranges is not None:
         fig.update_xaxes(range=ranges[0])
@@ -90,4 +96,13 @@ def particle_flow_figure(frames_xy: np.ndarray, background_xy: np.ndarray, targe
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
         sliders=[dict(active=0, steps=steps, x=0.15, len=0.85, y=-0.02, currentvalue=dict(prefix="SVGD step "))],
     )
+    return fig
+
+
+def pin_points(fig: go.Figure, xy: np.ndarray, labels: list[str], name: str = "your input",
+               colour: str = "black", size: int = 16) -> go.Figure:
+    """Draw ``xy (M, 2)`` as large star markers with text labels on top of a map."""
+    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", name=name, text=labels,
+                             textposition="top center",
+                             marker=dict(symbol="star", size=size, color=colour, line=dict(width=1, color="white"))))
     return fig

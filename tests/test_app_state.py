@@ -1,0 +1,162 @@
+"""AppTest: views live in the URL (set params -> page state -> params), the Your input page's
+upload path, presentation mode, export buttons and the selection plumbing."""
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from ui.apptest import as_running_server
+from ui.export import gif_bytes
+from ui.inputs import canvas_png
+from ui.inspect import selected_indices
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def running_server():
+    with as_running_server():
+        yield
+
+
+def open_url(**params) -> AppTest:
+    """A fresh session opened with these URL parameters, as a pasted link does."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({k: str(v) for k, v in params.items()})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def params(at: AppTest) -> dict:
+    return {k: at.query_params[k] for k in at.query_params}
+
+
+def test_a_coverage_link_restores_the_view_and_the_url_follows_the_widgets():
+    url = dict(page="coverage", dataset="fashion-mnist", models="beta-vae,vae", projection="umap", sampler="gmm-100")
+    at = open_url(**url)
+    assert at.title[0].value.startswith("Coverage")
+    assert at.sidebar.selectbox(key="dataset").value == "fashion-mnist"
+    assert at.multiselect(key="coverage_models_fashion-mnist").value == ["beta-vae", "vae"]
+    assert at.radio(key="coverage_projection").value == "umap"
+    assert at.radio(key="coverage_sampler").value == "gmm-100"
+    assert not at.warning, [w.value for w in at.warning]
+    assert params(at) == url  # state -> params: the same link
+    at.radio(key="coverage_projection").set_value("pca").run()
+    assert params(at)["projection"] == "pca"
+
+
+def test_a_sliders_link_restores_the_model_the_test_image_and_the_latent_vector():
+    z = [round(0.1 * i - 0.7, 2) for i in range(16)]
+    url = dict(page="sliders", dataset="mnist", models="vae,beta-vae", index="7", z=",".join(map(str, z)))
+    at = open_url(**url)
+    assert at.selectbox(key="sliders_model_mnist").value == "vae"
+    assert at.multiselect(key="sliders_compare_mnist_vae").value == ["beta-vae"]
+    assert at.number_input(key="sliders_index").value == 7
+    got = [at.slider(key=f"z_mnist_vae_{i}").value for i in range(16)]
+    assert np.allclose(got, z)
+    assert len([im for im in at.image if any("decode(z)" in c for c in im.captions)]) == 2
+    back = params(at)
+    assert back["models"] == "vae,beta-vae" and back["index"] == "7"
+    assert np.allclose([float(v) for v in back["z"].split(",")], z)
+    at.slider(key="z_mnist_vae_0").set_value(1.5).run()
+    assert float(params(at)["z"].split(",")[0]) == 1.5
+
+
+def test_bad_url_parameters_are_named_and_ignored():
+    at = open_url(page="sliders", dataset="mnist", models="no-such-model", z="1,2,3")
+    warnings = " ".join(w.value for w in at.warning)
+    assert "models='no-such-model'" in warnings and "vae" in warnings
+    assert at.selectbox(key="sliders_model_mnist").value == "vae-2d"  # the default
+    at = open_url(page="sliders", dataset="mnist", models="vae", z="1,2,3")
+    warnings = " ".join(w.value for w in at.warning)
+    assert "z='1,2,3'" in warnings and "d = 16" in warnings
+    assert at.slider(key="z_mnist_vae_0").value == 0.0
+    at = open_url(page="nowhere")
+    assert "page='nowhere'" in " ".join(w.value for w in at.warning)
+
+
+def test_the_share_link_names_the_page_and_the_parameters():
+    at = open_url(page="drift", dataset="mnist", models="vae", images="3,5")
+    assert at.multiselect(key="drift_images").value == [3, 5]
+    at.button(key="share_link").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    link = [c.value for c in at.code][0]
+    assert link.startswith("http") and "/drift?" in link and "models=vae" in link and "images=3%2C5" in link
+
+
+def test_presentation_mode_puts_one_model_per_column():
+    at = open_url(page="coverage", dataset="mnist", models="vae,beta-vae,ar-elbo-iso-i,consistency-vae",
+                  present="1")
+    assert at.sidebar.toggle(key="present").value is True
+    assert params(at)["present"] == "1"
+    charts = [e for e in at.get("plotly_chart")]
+    assert len(charts) == 4
+    # the four charts sit in four equal columns, one chart each
+    chart_columns = [c for c in at.columns if len(c.get("plotly_chart")) == 1]
+    assert len(chart_columns) == 4 and all(abs(c.weight - 0.25) < 1e-9 for c in chart_columns)
+
+
+def test_every_figure_has_a_download_button():
+    at = open_url(page="coverage", dataset="mnist", models="vae,beta-vae")
+    assert {"dl_cov_vae", "dl_cov_beta-vae"} <= {b.key for b in at.get("download_button")}
+    at = open_url(page="sliders", dataset="mnist", models="vae")
+    keys = {b.key for b in at.get("download_button")}
+    assert {"dl_sliders_map", "dl_interp_linear", "gif_linear"} <= keys
+
+
+def _drawing(size=(300, 300)) -> bytes:
+    img = Image.new("L", size, 0)
+    ImageDraw.Draw(img).line((150, 40, 150, 260), fill=255, width=30)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_your_input_encodes_an_upload_with_every_chosen_model_and_rejects_bad_files():
+    at = open_url(page="your_input", dataset="mnist", models="vae,ar-elbo-iso-i")
+    at.radio(key="input_source").set_value("upload").run()
+    at.file_uploader(key="input_upload").set_value(("one.png", _drawing(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Converted `one.png`" in i.value for i in at.info)
+    assert {c for im in at.image for c in im.captions} >= {"x′ — vae", "x′ — ar-elbo-iso-i"}
+    assert {"dl_input_map_vae", "dl_input_map_ar-elbo-iso-i"} <= {b.key for b in at.get("download_button")}
+    at.file_uploader(key="input_upload").set_value(("fake.png", b"GIF89a nonsense", "image/png")).run()
+    assert any("not an image file" in e.value for e in at.error)
+    big = Image.new("L", (5000, 10), 0)
+    buf = io.BytesIO()
+    big.save(buf, "PNG")
+    at.file_uploader(key="input_upload").set_value(("wide.png", buf.getvalue(), "image/png")).run()
+    assert any("limit is 4096 pixels" in e.value for e in at.error)
+    frames = [Image.new("L", (20, 20), v) for v in (0, 255)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    at.file_uploader(key="input_upload").set_value(("moving.png", buf.getvalue(), "image/png")).run()
+    assert any("animated image" in e.value for e in at.error) and not at.exception
+
+
+def test_canvas_strokes_become_a_light_on_dark_png():
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = 255
+    assert canvas_png(rgba) is None  # nothing drawn
+    rgba[100:180, 130:150, :3] = 255
+    img = np.asarray(Image.open(io.BytesIO(canvas_png(rgba))))
+    assert img.shape == (280, 280) and img[140, 140] == 255 and img[10, 10] == 0
+    with pytest.raises(ValueError, match=r"\(280, 280\)"):
+        canvas_png(np.zeros((280, 280)))
+
+
+def test_selected_points_name_their_test_images():
+    event = {"selection": {"points": [{"customdata": 4}, {"customdata": [2]}, {"point_index": 9}, {"customdata": 4}]}}
+    assert selected_indices(event, None, {"selection": {"points": [{"customdata": 11}]}}) == [2, 4, 11]
+
+
+def test_interpolation_gif_has_every_frame_and_loops():
+    frames = [np.full((8, 8), v, np.uint8) for v in (0, 80, 160, 240)]
+    gif = Image.open(io.BytesIO(gif_bytes(frames)))
+    assert gif.n_frames == 6 and gif.info.get("loop") == 0  # 4 forwards, 2 back
+    with pytest.raises(ValueError, match="different shapes"):
+        gif_bytes([np.zeros((8, 8), np.uint8), np.zeros((4, 4), np.uint8)])

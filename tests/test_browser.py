@@ -1,0 +1,196 @@
+"""The app in a real browser: `streamlit run app.py` headless on a free loopback port, driven by
+Debian's chromium through selenium (chromium-driver; nothing is downloaded).
+
+Opens every page and checks that no Streamlit exception box appears, moves a latent slider and
+checks that the decoded image changed (pixels of element screenshots), selects two models on
+Coverage, and draws a stroke on the Your input canvas. One screenshot per page is written to
+``$LATENT_EXPLORER_SCREENSHOTS`` (the README's pictures come from
+``LATENT_EXPLORER_SCREENSHOTS=docs python -m pytest tests/test_browser.py``), else to a
+temporary folder.
+
+Skipped where chromium, chromium-driver or selenium is missing, except under CI (``CI=true``),
+where the README's commands install them, so a missing browser fails.
+"""
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+PAGES = {"home": "", "coverage": "coverage", "sliders": "sliders", "drift": "drift", "samplers": "sampler",
+         "particle-flow": "particle_flow", "imaginings": "imaginings", "your-input": "your_input",
+         "leaderboard": "leaderboard"}
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+except ImportError:  # pragma: no cover - reported by the skip below
+    webdriver = None
+
+MISSING = [what for what, ok in (("chromium", CHROMIUM), ("chromium-driver", DRIVER), ("selenium", webdriver))
+           if not ok]
+if MISSING and os.environ.get("CI") != "true":
+    pytest.skip(f"needs {', '.join(MISSING)} (apt-get install chromium chromium-driver; pip install selenium)",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    assert not MISSING, f"CI must have {', '.join(MISSING)}: see the README's test command"
+    port = free_port()
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"latent-explorer-browser-{port}.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                             "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
+                             "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not come up on {base} in 90 s; see {log.name}")
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1500,1300", "--hide-scrollbars"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    out = Path(os.environ.get("LATENT_EXPLORER_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def settle(driver, timeout: float = 120, quiet: float = 1.0) -> None:
+    """Wait until the app has a title and has not been running (status widget, stale elements)
+    for ``quiet`` seconds."""
+    deadline, calm_since = time.time() + timeout, None
+    while time.time() < deadline:
+        busy = (driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]') or
+                driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]') or
+                not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] h1'))
+        if busy:
+            calm_since = None
+        elif calm_since is None:
+            calm_since = time.time()
+        elif time.time() - calm_since >= quiet:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the app was still running after {timeout} s at {driver.current_url}")
+
+
+def no_exception(driver) -> None:
+    boxes = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    assert not boxes, f"{driver.current_url}: " + " | ".join(b.text[:500] for b in boxes)
+
+
+def image_with_caption(driver, text: str):
+    for el in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"]'):
+        if text in el.text:
+            return el.find_element(By.TAG_NAME, "img")
+    raise AssertionError(f"no image captioned {text!r} at {driver.current_url}")
+
+
+def pixels(element) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(element.screenshot_as_png)).convert("L"), dtype=np.float32)
+
+
+def test_every_page_renders_without_an_exception(server, browser, shots):
+    for shot, path in PAGES.items():
+        browser.get(f"{server}/{path}")
+        settle(browser)
+        no_exception(browser)
+        browser.save_screenshot(str(shots / f"{shot}.png"))
+    assert len(list(shots.glob("*.png"))) >= len(PAGES)
+
+
+def test_moving_a_latent_slider_changes_the_decoded_image(server, browser):
+    browser.get(f"{server}/sliders?models=vae")
+    settle(browser)
+    before = pixels(image_with_caption(browser, "decode(z)"))
+    z1 = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSlider"] input[type="range"]')[0]
+    thumb = z1.find_element(By.XPATH, "../..")  # the visible handle around the hidden range input
+    ActionChains(browser).click_and_hold(thumb).move_by_offset(60, 0).move_by_offset(60, 0).release().perform()
+    settle(browser)
+    no_exception(browser)
+    after = pixels(image_with_caption(browser, "decode(z)"))
+    assert before.shape == after.shape
+    assert np.abs(after - before).mean() > 2.0, "the decoded image did not change"
+    assert "z=" in browser.current_url  # and the new z is in the link
+
+
+def test_selecting_two_models_on_coverage(server, browser):
+    browser.get(f"{server}/coverage")
+    settle(browser)
+    for name in [e.get_attribute("aria-label")[len("Remove "):] for e in
+                 browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMultiSelect"] button[aria-label^="Remove "]')]:
+        browser.find_element(By.CSS_SELECTOR, f'button[aria-label="Remove {name}"]').click()
+        settle(browser)
+    for name in ("beta-vae", "ar-elbo-iso-d"):
+        box = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMultiSelect"] input')
+        box.click()
+        box.send_keys(name)
+        option = [o for o in browser.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text.strip() == name]
+        assert option, f"no option {name!r} in the Models list"
+        option[0].click()
+        settle(browser)
+        browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h1').click()  # close the list
+    settle(browser)
+    no_exception(browser)
+    assert len(browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')) == 2
+    assert "models=beta-vae%2Car-elbo-iso-d" in browser.current_url or \
+        "models=beta-vae,ar-elbo-iso-d" in browser.current_url
+
+
+def test_a_drawing_is_encoded_by_the_chosen_models(server, browser, shots):
+    browser.get(f"{server}/your_input?models=vae,ar-elbo-iso-i")
+    settle(browser)
+    canvas = browser.find_element(By.CSS_SELECTOR, ".st-key-input_canvas")
+    ActionChains(browser).move_to_element_with_offset(canvas, 0, -90).click_and_hold() \
+        .move_by_offset(0, 60).move_by_offset(0, 60).move_by_offset(0, 60).release().perform()
+    settle(browser)
+    no_exception(browser)
+    assert "Converted drawing to the mnist format" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    image_with_caption(browser, "x′ — vae")
+    image_with_caption(browser, "x′ — ar-elbo-iso-i")
+    browser.save_screenshot(str(shots / "your-input.png"))  # the page with a drawing, for the README

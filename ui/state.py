@@ -1,0 +1,158 @@
+"""Shareable views: the page's state lives in ``st.query_params``, so a pasted URL restores it.
+
+Parameters (all optional; the page is also in the URL path):
+
+========== ===================================================== ==========================
+param      meaning                                               example
+========== ===================================================== ==========================
+page       the page's URL path                                   ``coverage``
+dataset    sidebar dataset                                       ``fashion-mnist``
+models     chosen models (comma-separated; one on single-model   ``vae,ar-elbo-iso-i``
+           pages)
+projection ``pca``, ``umap`` or ``identity``                     ``umap``
+sampler    sampler shown on Coverage                             ``gmm-100``
+index      the chosen test image (index among the 2,000 stored)  ``17``
+images     chosen test images (Drift, Imaginings)                ``0,1,2``
+z          the latent vector on Sliders (comma-separated)        ``0.5,-1.2,...``
+present    presentation mode                                     ``1``
+========== ===================================================== ==========================
+
+How it works: the first run of a session copies the URL's parameters into
+``st.session_state`` (``capture``); :func:`restore` sets a widget's value from them the first
+time the widget is made in the session, when the value is valid (otherwise a warning names the
+bad value and what is allowed, and the widget keeps its default); each page ends with
+:func:`publish`, which writes the view's current parameters back to the URL.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import urlencode, urlsplit
+
+import streamlit as st
+
+URL_PARAMS = "_url_params"  # the parameters the session was opened with
+RESTORED = "_url_restored"  # widget keys already restored once
+PRESENT = "present"  # presentation-mode toggle key
+
+
+def capture() -> dict:
+    """On a session's first run, keep the URL's parameters (later runs: the kept copy)."""
+    if URL_PARAMS not in st.session_state:
+        st.session_state[URL_PARAMS] = {k: st.query_params[k] for k in st.query_params}
+    return st.session_state[URL_PARAMS]
+
+
+def csv(raw: str) -> list[str]:
+    return [s.strip() for s in str(raw).split(",") if s.strip()]
+
+
+def csv_ints(raw: str) -> list[int]:
+    return [int(s) for s in csv(raw)]
+
+
+def csv_floats(raw: str) -> list[float]:
+    return [float(s) for s in csv(raw)]
+
+
+def restore(key: str, param: str, parse: Callable[[str], Any] = str, allowed=None,
+            describe: str | None = None) -> None:
+    """Before widget ``key`` is made: take its value from URL parameter ``param``, once per session.
+
+    ``allowed`` is a collection of allowed values (for a list value, each item must be in it), or
+    a predicate. A value that does not parse or is not allowed is ignored with a warning that
+    names it and what is allowed (``describe``, or the allowed values).
+    """
+    done = st.session_state.setdefault(RESTORED, set())
+    if key in done:
+        return
+    done.add(key)
+    raw = capture().get(param)
+    if raw is None or key in st.session_state:
+        return
+    try:
+        value = parse(raw)
+    except ValueError:
+        value = None
+    if value is not None and allowed is not None:
+        items = value if isinstance(value, list) else [value]
+        ok = allowed(value) if callable(allowed) else all(v in allowed for v in items)
+        value = value if ok else None
+    if value is None:
+        what = describe or (", ".join(map(str, allowed)) if allowed is not None and not callable(allowed) else "")
+        st.warning(f"URL parameter {param}={raw!r} is not valid here and was ignored" +
+                   (f"; allowed: {what}" if what else ""))
+        return
+    st.session_state[key] = value
+
+
+def restore_vector(keys: list[str], param: str = "z", low: float = -float("inf"), high: float = float("inf")) -> bool:
+    """Set the sliders ``keys`` (one per latent dimension) from URL parameter ``param``, once per
+    session. Returns True when it did. A vector of the wrong length, or with values outside
+    ``[low, high]``, is ignored with a warning that says what is allowed."""
+    done = st.session_state.setdefault(RESTORED, set())
+    if param in done:
+        return False
+    done.add(param)
+    raw = capture().get(param)
+    if raw is None:
+        return False
+    try:
+        z = csv_floats(raw)
+    except ValueError:
+        z = None
+    if z is None or len(z) != len(keys) or not all(low <= v <= high for v in z):
+        st.warning(f"URL parameter {param}={raw!r} is not valid here and was ignored; allowed: {len(keys)} "
+                   f"comma-separated numbers (the model's latent size d = {len(keys)}) in [{low:g}, {high:g}]")
+        return False
+    for k, v in zip(keys, z):
+        st.session_state[k] = float(v)
+    return True
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_fmt(v) for v in value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def view_params(page: str, **params) -> dict[str, str]:
+    """The URL parameters of a view: ``page``, the dataset, presentation mode, and ``params``
+    (``None`` and empty values are left out)."""
+    out = {"page": page, "dataset": st.session_state.get("dataset", "mnist")}
+    out.update({k: _fmt(v) for k, v in params.items() if v is not None and v != [] and v != ""})
+    if st.session_state.get(PRESENT):
+        out["present"] = "1"
+    return out
+
+
+def publish(page: str, **params) -> dict[str, str]:
+    """Write the current view to the URL (only when it changed). Returns the parameters."""
+    want = view_params(page, **params)
+    if {k: st.query_params[k] for k in st.query_params} != want:
+        st.query_params.from_dict(want)
+    return want
+
+
+def share_url(params: dict[str, str] | None = None) -> str:
+    """The address of this view: the server's address, the page's path and the current parameters."""
+    params = {k: st.query_params[k] for k in st.query_params} if params is None else params
+    try:
+        base = st.context.url or ""
+    except Exception:  # no browser context (AppTest, bare mode)
+        base = ""
+    u = urlsplit(base or "http://localhost:8501/")
+    page = params.get("page", "")
+    path = "" if page in ("", "home") else page
+    return f"{u.scheme}://{u.netloc}/{path}?{urlencode(params)}"
+
+
+@st.dialog("Link to this view")
+def link_dialog():
+    """Shows the view's URL in a code box (its copy button copies it)."""
+    st.caption("Paste it into a browser to open this exact view: page, dataset, models, projection, test image "
+               "and latent vector.")
+    st.code(share_url(), language=None, wrap_lines=True)
