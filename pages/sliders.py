@@ -1,6 +1,7 @@
 """Sliders: one slider per latent dimension, decoded live by one or more models; the point you
 are at on the model's map; and interpolation between two test images (PNG strip and GIF)."""
 import math
+import time
 
 import numpy as np
 import plotly.graph_objects as go
@@ -26,7 +27,8 @@ if not ok:
 names = sorted(ok)
 model_key = f"sliders_model_{dataset}"
 state.restore(model_key, "models", lambda r: state.csv(r)[0], allowed=names)
-name = st.selectbox("Model", names, index=names.index("vae-2d") if "vae-2d" in names else 0, key=model_key)
+default = names.index("vae-2d") if "vae-2d" in names else 0
+name = st.selectbox("Model", names, index=None if model_key in st.session_state else default, key=model_key)
 model = get_model(dataset, name)
 if model is None:
     st.stop()
@@ -67,10 +69,11 @@ if keys[0] not in st.session_state:
     reset_sliders()
     state.restore_vector(keys, "z", -limit, limit)
 proj = "identity" if "identity_test" in model.arrays else "pca"
+MAP_POINTS = 1000  # encoder means behind the live point (the stored test set is in random order)
 
 
 def map_figure(z: np.ndarray) -> go.Figure:
-    """The model's map of 2,000 encoder means with the current z as a star.
+    """The model's map of 1,000 test encoder means with the current z as a star.
 
     Built once per session and model (``st.session_state``); a slider move only moves the star,
     which is far cheaper than building or copying a 2,000-point figure (bench/app_latency.py).
@@ -80,7 +83,8 @@ def map_figure(z: np.ndarray) -> go.Figure:
     fig = st.session_state.get("_sliders_map")
     if fig is None or st.session_state.get("_sliders_map_key") != key:
         a = model.arrays
-        fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
+        n = MAP_POINTS
+        fig = latent_scatter(a[f"{proj}_test"].numpy()[:n], a["test_labels"].numpy()[:n], class_names(dataset),
                              title=f"where z is: {name}, {'true plane' if proj == 'identity' else 'PCA'} of "
                                    "encoder means", axis_titles=axis_titles(proj), height=330)
         fig.update_traces(marker=dict(opacity=0.35), selector=dict(name="encoder means"))
@@ -98,18 +102,25 @@ def decoded(m, z: np.ndarray) -> np.ndarray:
 
 @st.fragment
 def slider_panel():
-    """Sliders, decoded images and the live point; a slider move reruns only this fragment."""
-    left, right = st.columns([3, 2] if compare else [3, 1])
+    """Sliders, decoded images and the live point; a slider move reruns only this fragment.
+    Its server time is kept in ``st.session_state["_sliders_panel_ms"]`` for bench/app_latency.py."""
+    t0 = time.perf_counter()
+    wide = len(compare) >= 2 or presenting()
+    if wide:  # eight sliders a row, and a row of decoded images under them, one column per model
+        left, right = st.container(), st.container()
+    else:
+        left, right = st.columns([3, 2] if compare else [3, 1])
+    per_row = 8 if wide else 4
     with left:
-        cols = st.columns(4)
-        z = np.array([cols[i % 4].slider(f"z{i + 1}", -limit, limit, step=0.01, key=keys[i])
+        cols = st.columns(per_row)
+        z = np.array([cols[i % per_row].slider(f"z{i + 1}", -limit, limit, step=0.01, key=keys[i])
                       for i in range(d)], dtype=np.float32)
     index = int(st.session_state.get("sliders_index", 0)) if st.session_state.get("sliders_start") == "test image" \
         else None
     state.publish("sliders", models=[name, *compare], index=index, z=[float(v) for v in z])
     shown = [(name, model)] + [(n, m) for n in compare if (m := get_model(dataset, n)) is not None]
     with right:
-        cols = st.columns(columns_for(len(shown), min(len(shown), 4)))
+        cols = st.columns(columns_for(len(shown), len(shown) if len(compare) >= 2 else min(len(shown), 4)))
         for k, (n, m) in enumerate(shown):
             cols[k % len(cols)].image(decoded(m, z), caption=f"decode(z) — {n}", output_format="PNG")
         base = getattr(model, "base", None)  # an LSR-GAN: the same z through its frozen VAE's decoder
@@ -121,6 +132,7 @@ def slider_panel():
             if data is not None:
                 st.image(to_image(data[0][index], scale=4), caption=f"test image {index}", output_format="PNG")
     chart(map_figure(z), key="sliders_map", filename=f"{dataset}-{name}-where-z-is")
+    st.session_state["_sliders_panel_ms"] = (time.perf_counter() - t0) * 1000
 
 
 slider_panel()
@@ -150,5 +162,3 @@ for method in ("linear", "spherical"):
     st.download_button("GIF", lambda frames=frames: gif_bytes(frames), file_name=f"{stem}.gif", mime="image/gif",
                        key=f"gif_{method}", icon=":material/animation:", on_click="ignore", type="tertiary",
                        help="Download the interpolation as a looping GIF")
-if presenting():
-    st.caption("Presentation mode: decoded images side by side, one model per column.")

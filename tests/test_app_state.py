@@ -1,6 +1,7 @@
 """AppTest: views live in the URL (set params -> page state -> params), the Your input page's
 upload path, presentation mode, export buttons and the selection plumbing."""
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,19 @@ def test_a_sliders_link_restores_the_model_the_test_image_and_the_latent_vector(
     back = params(at)
     assert back["models"] == "vae,beta-vae" and back["index"] == "7"
     assert np.allclose([float(v) for v in back["z"].split(",")], z)
+    star = current_z_marker(at)
     at.slider(key="z_mnist_vae_0").set_value(1.5).run()
     assert float(params(at)["z"].split(",")[0]) == 1.5
+    assert current_z_marker(at) != star  # the point you are at moves on the map
+
+
+def current_z_marker(at: AppTest):
+    """The x, y of the "current z" star in the Sliders map (as serialised for the browser)."""
+    for chart in at.get("plotly_chart"):
+        for trace in json.loads(chart.proto.spec)["data"]:
+            if trace.get("name") == "current z":
+                return trace["x"], trace["y"]
+    raise AssertionError("no current-z marker on the Sliders page")
 
 
 def test_bad_url_parameters_are_named_and_ignored():

@@ -180,6 +180,13 @@ def test_selecting_two_models_on_coverage(server, browser):
     assert len(browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')) == 2
     assert "models=beta-vae%2Car-elbo-iso-d" in browser.current_url or \
         "models=beta-vae,ar-elbo-iso-d" in browser.current_url
+    # box-select points in the first map: the selected test images are shown below
+    plot = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')[0]
+    ActionChains(browser).move_to_element_with_offset(plot, -40, -20).click_and_hold() \
+        .move_by_offset(30, 15).move_by_offset(30, 15).release().perform()
+    settle(browser)
+    no_exception(browser)
+    assert "Selected: " in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
 
 
 def test_a_drawing_is_encoded_by_the_chosen_models(server, browser, shots):

@@ -37,7 +37,10 @@ def chart(fig: go.Figure, key: str, filename: str | None = None, container=None,
     c = container if container is not None else st
     if presenting():
         fig.update_layout(font=dict(size=PRESENT_FONT), title_font=dict(size=PRESENT_FONT + 4))
-    extra = dict(on_select=on_select, selection_mode=("points", "box", "lasso")) if on_select else {}
+    extra = {}
+    if on_select:
+        extra = dict(on_select=on_select, selection_mode=("points", "box", "lasso"))
+        fig.update_layout(dragmode="select")  # dragging box-selects; zoom and pan stay in the mode bar
     event = c.plotly_chart(fig, width="stretch", key=key, **extra, **kwargs)
     c.download_button("HTML", lambda: figure_html(fig), file_name=f"{_slug(filename or key)}.html",
                       mime="text/html", key=f"dl_{key}", icon=":material/download:", on_click="ignore",

@@ -50,8 +50,8 @@ def show_selection(dataset: str, models: list[tuple[str, object]], indices: list
     if data is None:
         return
     idx = np.array(indices[:MAX_SHOWN], dtype=int)
-    more = f" (first {MAX_SHOWN} of {len(indices)})" if len(indices) > MAX_SHOWN else ""
-    st.subheader(f"Selected: {len(idx)} test images{more}")
+    more = f" (showing the first {MAX_SHOWN})" if len(indices) > MAX_SHOWN else ""
+    st.subheader(f"Selected: {len(indices)} test images{more}")
     names = class_names(dataset)
     st.caption("Classes: " + ", ".join(f"{i}: {names[int(data[1][i])]}" for i in idx[:12]) +
                (" …" if len(idx) > 12 else ""))
