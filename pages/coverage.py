@@ -7,15 +7,16 @@ from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_ti
                        coverage_markdown, coverage_numbers, current_dataset, ensure_navigation, get_model, pick_models,
                        placed_approximately, sampler_xy)
 from ui.export import chart
-from ui.inspect import selected_indices, show_selection
-from ui.plots import latent_scatter, shared_ranges
+from ui.inspect import show_selection, sticky_selection
+from ui.plots import latent_scatter, mark_selected, shared_ranges
 
 ensure_navigation()
 dataset = current_dataset()
 st.title("Coverage: prior vs encoder")
 st.caption("Encoder means of 2,000 test images (coloured by class) and 2,000 codes from the chosen sampler, in one "
            "2-D projection per model, fitted on the encoder means. Axes are shared across the models shown. "
-           "Click, box- or lasso-select points to inspect those test images below.")
+           "Click, box- or lasso-select points in any map: those test images are ringed in every map and shown "
+           "below with their reconstructions.")
 
 names = pick_models(dataset, key="coverage_models")
 c1, c2, c3 = st.columns([2, 3, 1])
@@ -46,7 +47,7 @@ for proj in {p for _, _, p, _, _ in panels}:
                                   for _, m, p, _, xy in panels if p == proj])
 
 per_row = columns_for(len(panels), int(per_row))
-events = []
+marked = sticky_selection("coverage", [f"cov_{name}" for name, *_ in panels])  # linked brushing across the maps
 for row in range(0, len(panels), per_row):
     cols = st.columns(per_row)
     for col, (name, model, proj, samp, xy) in zip(cols, panels[row:row + per_row]):
@@ -54,9 +55,10 @@ for row in range(0, len(panels), per_row):
         fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                              xy, sampler=samp, title=f"{name} (d = {model.latent_dim})",
                              axis_titles=axis_titles(proj), ranges=ranges[proj])
+        mark_selected(fig, a[f"{proj}_test"].numpy(), marked)
         with col:
-            events.append(chart(fig, key=f"cov_{name}", filename=f"{dataset}-coverage-{name}-{proj}-{samp}",
-                                on_select="rerun"))
+            chart(fig, key=f"cov_{name}", filename=f"{dataset}-coverage-{name}-{proj}-{samp}",
+                  on_select="rerun")
             if proj != projection:
                 st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
             if samp != sampler:
@@ -68,4 +70,4 @@ st.caption("Coverage, density (Naeem et al. 2020) and precision, recall (Kynk√§√
            "model's ex-post sidecar (`python -m explorer.expost`).")
 if any(placed_approximately(m, s, p) for _, m, p, s, _ in panels):
     st.caption(UMAP_PLACEMENT_NOTE)
-show_selection(dataset, [(n, m) for n, m, *_ in panels], selected_indices(*events), key="coverage")
+show_selection(dataset, [(n, m) for n, m, *_ in panels], marked, key="coverage")

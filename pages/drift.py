@@ -8,8 +8,8 @@ from ui import state
 from ui.common import (PROJECTIONS, axis_titles, checkpoints, class_names, columns_for, current_dataset,
                        ensure_navigation, get_model, pick_models, safe_dataset_images, to_grid, to_png)
 from ui.export import chart, picture
-from ui.inspect import selected_indices, show_selection
-from ui.plots import drift_arrows, latent_scatter, shared_ranges
+from ui.inspect import show_selection, sticky_selection
+from ui.plots import drift_arrows, latent_scatter, mark_selected, shared_ranges
 
 ensure_navigation()
 dataset = current_dataset()
@@ -56,7 +56,7 @@ idx = np.array(sorted(chosen), dtype=int)
 projs = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m in models}
 ranges = {p: shared_ranges([m.arrays[f"{p}_test"].numpy() for n, m in models if projs[n] == p]) for p in set(projs.values())}
 cols = st.columns(columns_for(len(models), min(len(models), 3)))
-events = []
+marked = sticky_selection("drift", [f"drift_{name}" for name, _ in models])
 for k, (name, model) in enumerate(models):
     a, proj = model.arrays, projs[name]
     fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
@@ -64,10 +64,11 @@ for k, (name, model) in enumerate(models):
                                f"{float(per_image_drift(a)[idx].mean()) if len(idx) else 0:.3f}",
                          axis_titles=axis_titles(proj), ranges=ranges[proj], height=360)
     fig.update_traces(marker=dict(opacity=0.25), selector=dict(name="encoder means"))
+    mark_selected(fig, a[f"{proj}_test"].numpy(), marked)
     if len(idx):
         drift_arrows(fig, a[f"{proj}_test"].numpy()[idx], a[f"{proj}_drift"].numpy()[idx])
     with cols[k % len(cols)]:
-        events.append(chart(fig, key=f"drift_{name}", filename=f"{dataset}-drift-{name}-{proj}", on_select="rerun"))
+        chart(fig, key=f"drift_{name}", filename=f"{dataset}-drift-{name}-{proj}", on_select="rerun")
         if proj != projection:
             st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
 
@@ -80,4 +81,4 @@ if data is not None and len(idx):
     picture(to_png(to_grid(torch.cat(rows), nrow=len(idx), scale=3)),
             "rows: test images, then x′ for " + ", ".join(n for n, _ in models), key="drift_recons",
             filename=f"{dataset}-drift-reconstructions")
-show_selection(dataset, models, selected_indices(*events), key="drift")
+show_selection(dataset, models, marked, key="drift")

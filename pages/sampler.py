@@ -8,7 +8,7 @@ from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_ti
                        coverage_markdown, coverage_numbers, current_dataset, ensure_navigation, get_model,
                        model_version, pick_models, placed_approximately, sampler_codes, sampler_xy, to_grid, to_png)
 from ui.export import chart, picture
-from ui.inspect import selected_indices, show_selection
+from ui.inspect import show_selection, sticky_selection
 from ui.plots import latent_scatter, shared_ranges
 
 PER_ROW = 3  # sampler panels per row
@@ -50,7 +50,6 @@ for name, model in models:
     panels[name] = {s: sampler_xy(dataset, name, s, p) for s in model.samplers}
 ranges = {p: shared_ranges([np.concatenate([m.arrays[f"{p}_test"].numpy()] + list(panels[n].values()))
                             for n, m in models if proj[n] == p]) for p in set(proj.values())}
-events = []
 for name, model in models:
     st.subheader(f"{name} (d = {model.latent_dim})")
     a, p = model.arrays, proj[name]
@@ -66,8 +65,8 @@ for name, model in models:
                 fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                                      panels[name][s], sampler=s, axis_titles=axis_titles(p), ranges=ranges[p],
                                      height=320)
-                events.append(chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
-                                    on_select="rerun"))
+                chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
+                      on_select="rerun")
                 st.markdown(coverage_markdown(coverage_numbers(dataset, name, s)))
     if p != projection:
         st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
@@ -76,4 +75,5 @@ for name, model in models:
     if model.expost is None:
         st.caption(f"{name} has no ex-post sidecar (GMM-100, two-stage VAE): fit it with "
                    f"`python -m explorer.expost checkpoints/{dataset}/{name}.safetensors`.")
-show_selection(dataset, models, selected_indices(*events), key="samplers")
+show_selection(dataset, models, sticky_selection("samplers", [f"sampler_{n}_{s}" for n, m in models
+                                                             for s in m.samplers]), key="samplers")

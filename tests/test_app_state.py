@@ -172,3 +172,25 @@ def test_interpolation_gif_has_every_frame_and_loops():
     assert gif.n_frames == 6 and gif.info.get("loop") == 0  # 4 forwards, 2 back
     with pytest.raises(ValueError, match="different shapes"):
         gif_bytes([np.zeros((8, 8), np.uint8), np.zeros((4, 4), np.uint8)])
+
+
+def _sticky_script():
+    import streamlit as st
+
+    from ui.inspect import sticky_selection
+
+    st.session_state["shown"] = sticky_selection("page", ["map_a", "map_b"])
+
+
+def test_a_selection_survives_the_redraw_that_rings_it_and_the_newest_wins():
+    at = AppTest.from_function(_sticky_script)
+    pick = lambda *idx: {"selection": {"points": [{"customdata": i} for i in idx]}}  # noqa: E731
+    at.session_state["map_a"] = pick(3, 1)
+    at.run()
+    assert at.session_state["shown"] == [1, 3]
+    at.session_state["map_a"] = pick()  # the browser resets the redrawn map's selection
+    at.run()
+    assert at.session_state["shown"] == [1, 3]
+    at.session_state["map_b"] = pick(7)  # a new selection in another map wins
+    at.run()
+    assert at.session_state["shown"] == [7]

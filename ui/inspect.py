@@ -30,6 +30,25 @@ def selected_indices(*events) -> list[int]:
     return sorted(out)
 
 
+def sticky_selection(page: str, keys: list[str]) -> list[int]:
+    """The test images last selected in any of the charts ``keys`` on this page.
+
+    Read from ``st.session_state`` before the charts are drawn, so every map of this run can ring
+    them (linked brushing). Kept until a new selection or :func:`show_selection`'s clear button:
+    redrawing a map with the rings resets its selection in the browser, and that empty report
+    must not drop what the user chose. The newest non-empty selection wins.
+    """
+    seen = st.session_state.setdefault(f"_selection_seen_{page}", {})
+    current = st.session_state.get(f"_selection_{page}", [])
+    for k in keys:
+        idx = selected_indices(st.session_state.get(k))
+        if idx and idx != seen.get(k):
+            current = idx
+        seen[k] = idx
+    st.session_state[f"_selection_{page}"] = current
+    return current
+
+
 def drift_table(models: list[tuple[str, object]], idx: np.ndarray) -> dict[str, list]:
     """Per selected image and model: the stored ‖z′ − z‖² and, for Gaussian encoders, drift KL (nats)."""
     rows = {"test image": [int(i) for i in idx]}
@@ -42,10 +61,13 @@ def drift_table(models: list[tuple[str, object]], idx: np.ndarray) -> dict[str, 
 
 
 def show_selection(dataset: str, models: list[tuple[str, object]], indices: list[int], key: str) -> None:
-    """The selected test images, their reconstructions decode(μ(x)) by each model, and drift."""
+    """The selected test images, their reconstructions decode(μ(x)) by each model, and drift;
+    ``key`` is the page name given to :func:`sticky_selection`."""
     if not indices:
         st.caption("Select points in a map (click, box or lasso) to inspect those test images here.")
         return
+    st.button("Clear the selection", key=f"{key}_clear_selection", icon=":material/deselect:",
+              on_click=lambda: st.session_state.__setitem__(f"_selection_{key}", []))
     data = safe_dataset_images(dataset)
     if data is None:
         return

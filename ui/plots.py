@@ -106,3 +106,14 @@ def pin_points(fig: go.Figure, xy: np.ndarray, labels: list[str], name: str = "y
                              textposition="top center",
                              marker=dict(symbol="star", size=size, color=colour, line=dict(width=1, color="white"))))
     return fig
+
+
+def mark_selected(fig: go.Figure, xy: np.ndarray, indices) -> go.Figure:
+    """Ring the encoder means ``xy[indices]`` (test images selected in any map), so one selection
+    shows where those images sit in every model's map (linked brushing)."""
+    idx = np.asarray(list(indices), dtype=int)
+    if len(idx):
+        fig.add_trace(go.Scattergl(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=f"selected ({len(idx)})",
+                                   marker=dict(size=8, color="rgba(0,0,0,0)", line=dict(width=1, color="rgba(0,0,0,0.75)")),
+                                   hoverinfo="skip"))
+    return fig
