@@ -81,7 +81,7 @@ def test_coverage_with_two_models_umap_and_gmm():
     at.radio(key="coverage_sampler").set_value("gmm-10").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2
-    tables = [m.value for m in at.markdown if m.value.startswith("| coverage")]
+    tables = [m.value for m in at.markdown if m.value.startswith("coverage **")]
     assert len(tables) == 2 and all(any(ch.isdigit() for ch in t) for t in tables)
 
 
@@ -140,7 +140,7 @@ def test_sampler_page_shows_every_sampler_of_ldc_vae(dataset):
     # ldc-vae: prior, gmm-10, gmm-100, two-stage, sampler net; vae: prior, gmm-10, gmm-100, two-stage
     # (gmm-100 and two-stage from the shipped ex-post sidecars) -> 9 scatter plots, 9 grids, 9 coverage tables
     assert len(at.get("plotly_chart")) == 9
-    assert len([m for m in at.markdown if m.value.startswith("| coverage")]) == 9
+    assert len([m for m in at.markdown if m.value.startswith("coverage **")]) == 9
     assert len([im for im in at.image if any("decode(z)" in c for c in im.captions)]) == 9
     assert any("sampler net" in m.value for m in at.markdown)
     assert any("two-stage VAE" in m.value for m in at.markdown) and any("GMM-100" in m.value for m in at.markdown)

@@ -61,10 +61,9 @@ def axis_titles(projection: str) -> tuple[str, str]:
 
 
 def coverage_markdown(cov: dict) -> str:
-    """A compact Markdown table of precision/recall/density/coverage/MMD² numbers."""
+    """Precision/recall/density/coverage/MMD² numbers as one compact line that wraps in narrow columns."""
     keys = ("coverage", "density", "precision", "recall", "mmd")
-    head = "| " + " | ".join("MMD²" if k == "mmd" else k for k in keys) + " |"
-    return "\n".join([head, "|" + "---:|" * len(keys), "| " + " | ".join(f"{cov[k]:.3f}" for k in keys) + " |"])
+    return " · ".join(f"{'MMD²' if k == 'mmd' else k} **{cov[k]:.3f}**" for k in keys)
 
 
 def checkpoint_dir() -> Path:
