@@ -46,7 +46,7 @@ c1, c2 = st.columns(2)
 state.restore(f"lb_backbone_{dataset}", "backbone", allowed=list(tables))
 state.restore("lb_metric", "metric", allowed=list(METRICS))
 backbone = c1.radio("Backbone", list(tables), horizontal=True, key=f"lb_backbone_{dataset}",
-                    format_func=lambda b: f"{tables[b]['label']} ({b})")
+                    format_func=lambda b: tables[b]["label"] if b in tables[b]["label"] else f"{tables[b]['label']} ({b})")
 metric = c2.radio("Metric", list(METRICS), horizontal=True, key="lb_metric", format_func=METRICS.get)
 table = tables[backbone]
 state.publish("leaderboard", backbone=backbone, metric=metric)
@@ -61,10 +61,10 @@ if table["backbone"] != "inception":
 
 rows = pd.DataFrame(table["rows"])
 rows["set"] = rows["protocol"].where(rows["variant"] == "-", rows["protocol"] + "/" + rows["variant"])
-wide = rows.pivot(index="model", columns="set", values=metric)
+wide = rows.pivot(index="model", columns="set", values=metric).astype(float)
 order = ["data", "rec"] + sorted(c for c in wide.columns if c.startswith("sample/")) + ["interp/mid", "interp/rand"]
 wide = wide[[c for c in order if c in wide.columns]]
-wide = wide.sort_values("rec" if "rec" in wide.columns else wide.columns[0], ascending=metric != "fd")
+wide = wide.sort_values("rec" if "rec" in wide.columns else wide.columns[0], ascending=metric == "fd")  # best first: lowest distance, highest precision/recall/...
 
 shipped = set(checkpoints(dataset)[0])
 open_key = f"lb_open_{dataset}"

@@ -236,6 +236,8 @@ def test_leaderboard_shows_the_results_and_opens_a_model_on_the_other_pages():
     models = set(frames[0].value.index)
     assert models == {r["model"] for r in table["rows"]}
     assert "rec" in frames[0].value.columns and "test-data" in models
+    rec = frames[0].value["rec"].dropna()
+    assert list(rec) == sorted(rec), "the Fréchet table must list the best (lowest) reconstruction first"
     published = frames[1].value
     assert {"as published", "ours"} <= set(published.columns) and (published["model"] == "ldc-vae").any()
     at.selectbox(key="lb_open_mnist").set_value("ar-elbo-iso-i").run()
