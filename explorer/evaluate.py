@@ -225,10 +225,9 @@ def fit_gmm(model: LatentModel, dataset: str, limit: int | None = None, seed: in
             device: str | torch.device = "cpu") -> None:
     """Fit the model's ``gmm-10`` sampler (10 components, stored in the checkpoint as ``gmm.*``) on
     encoder means of the training split. ``gmm-100`` and ``two-stage`` are fitted by :mod:`explorer.expost`."""
-    x, _ = load_dataset(dataset, "train", limit=limit)
-    model.to(device).eval()
-    mu = batched(model.encode, x, device=device)
-    model.gmm.fit(mu, seed=seed)
+    from .expost import train_codes
+
+    model.gmm.fit(train_codes(model, dataset, limit=limit, device=device), seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:

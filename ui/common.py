@@ -163,20 +163,14 @@ def sampler_codes(dataset: str, name: str, sampler: str) -> np.ndarray:
 
 def sampler_xy(dataset: str, name: str, sampler: str, projection: str) -> np.ndarray | None:
     """Positions ``(N, 2)`` of :func:`sampler_codes` in the model's stored 2-D projection of its
-    encoder means (``P_test``): the stored arrays when present (train-time samplers); else PCA
-    through the stored linear map (exact), identity (d = 2) as is, and UMAP, whose fitted model
-    is not stored, by :func:`explorer.projection.place_by_neighbours` (UMAP's transform
-    initialisation; see :func:`placed_approximately`). None when the model has no such projection."""
+    encoder means (``P_test``): the stored arrays when present (train-time samplers), else placed
+    by :func:`explorer.projection.to_plane` (PCA exact, d = 2 as is, UMAP approximately: see
+    :func:`placed_approximately`) and cached. None when the model has no such projection."""
     a = _model(dataset, name).arrays
     if f"{projection}_{sampler}" in a:
         return a[f"{projection}_{sampler}"].numpy()
     if f"{projection}_test" not in a:
         return None
-    codes = sampler_codes(dataset, name, sampler)
-    if projection == "pca":
-        return ((codes - a["pca_mean"].numpy()) @ a["pca_components"].numpy().T).astype(np.float32)
-    if projection == "identity":
-        return codes.astype(np.float32)
     return _placed(dataset, name, sampler, projection, model_version(dataset, name))
 
 
@@ -185,12 +179,11 @@ def placed_approximately(model, sampler: str, projection: str) -> bool:
     return projection == "umap" and f"umap_{sampler}" not in model.arrays and "umap_test" in model.arrays
 
 
-@st.cache_data(show_spinner="Placing codes in the UMAP embedding ...", max_entries=128)
+@st.cache_data(show_spinner="Placing codes on the map ...", max_entries=128)
 def _placed(dataset: str, name: str, sampler: str, projection: str, version: tuple) -> np.ndarray:
-    from explorer.projection import place_by_neighbours
+    from explorer.projection import to_plane
 
-    a = _model(dataset, name).arrays
-    return place_by_neighbours(a["test_mu"], a[f"{projection}_test"].numpy(), sampler_codes(dataset, name, sampler))
+    return to_plane(_model(dataset, name).arrays, sampler_codes(dataset, name, sampler), projection)
 
 
 UMAP_PLACEMENT_NOTE = ("UMAP's fitted model is not stored, so the codes of samplers fitted after training (GMM-100, "

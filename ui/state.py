@@ -87,22 +87,15 @@ def restore(key: str, param: str, parse: Callable[[str], Any] = str, allowed=Non
 
 def restore_vector(keys: list[str], param: str = "z", low: float = -float("inf"), high: float = float("inf")) -> bool:
     """Set the sliders ``keys`` (one per latent dimension) from URL parameter ``param``, once per
-    session. Returns True when it did. A vector of the wrong length, or with values outside
-    ``[low, high]``, is ignored with a warning that says what is allowed."""
-    done = st.session_state.setdefault(RESTORED, set())
-    if param in done:
-        return False
-    done.add(param)
-    raw = capture().get(param)
-    if raw is None:
-        return False
-    try:
-        z = csv_floats(raw)
-    except ValueError:
-        z = None
-    if z is None or len(z) != len(keys) or not all(low <= v <= high for v in z):
-        st.warning(f"URL parameter {param}={raw!r} is not valid here and was ignored; allowed: {len(keys)} "
-                   f"comma-separated numbers (the model's latent size d = {len(keys)}) in [{low:g}, {high:g}]")
+    session (:func:`restore` into a scratch key, then spread). Returns True when it did. A vector
+    of the wrong length, or with values outside ``[low, high]``, is ignored with a warning that
+    says what is allowed."""
+    scratch = f"_url_vector_{param}"
+    restore(scratch, param, csv_floats, allowed=lambda z: len(z) == len(keys) and all(low <= v <= high for v in z),
+            describe=f"{len(keys)} comma-separated numbers (the model's latent size d = {len(keys)}) "
+                     f"in [{low:g}, {high:g}]")
+    z = st.session_state.pop(scratch, None)
+    if z is None:
         return False
     for k, v in zip(keys, z):
         st.session_state[k] = float(v)

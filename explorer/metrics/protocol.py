@@ -36,6 +36,7 @@ from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
 from ..data import load_dataset
+from ..evaluate import batched
 from ..interpolation import slerp
 from .frechet import feature_statistics, frechet_distance
 from .latent import prdc
@@ -80,14 +81,12 @@ def reference_features(dataset: str, backbone, n_ref: int | None = None, cache: 
     return feats, desc
 
 
-@torch.no_grad()
-def _decode(model, z: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
-    return torch.cat([model.decode(z[i:i + batch_size].to(device)).cpu() for i in range(0, len(z), batch_size)])
+def _decode(model, z: torch.Tensor, device) -> torch.Tensor:
+    return batched(model.decode, z, batch_size=500, device=device)
 
 
-@torch.no_grad()
-def _encode(model, x: torch.Tensor, device, batch_size: int = 500) -> torch.Tensor:
-    return torch.cat([model.encode(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+def _encode(model, x: torch.Tensor, device) -> torch.Tensor:
+    return batched(model.encode, x, batch_size=500, device=device)
 
 
 def image_sets(model, x_test: torch.Tensor, n: int, seed: int = 0, device: str | torch.device = "cpu"):
