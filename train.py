@@ -27,7 +27,7 @@ from explorer import training
 from explorer.checkpoint import EXT, CheckpointError, save
 from explorer.classifier import Classifier, ClassifierConfig, classifier_path, save_classifier
 from explorer.data import DATASETS, dataset_info, load_dataset
-from explorer.evaluate import app_arrays, evaluate, fit_gmm
+from explorer.evaluate import app_arrays, epoch_monitor, evaluate, fit_gmm
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
 from explorer.models.ldc_vae import SAMPLER_TARGETS
@@ -66,14 +66,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae", metavar="CHECKPOINT",
                    help="lsr-gan: the frozen base VAE (default: ar-elbo-iso-i next to the output file)")
     p.add_argument("--lambda", dest="lam", type=float,
-                   help="lsr-gan: weight λ of -log q(z|G(z)) in the generator loss (seed 004 eq. 4; default 1); "
+                   help="lsr-gan: weight λ of -log q(z|G(z)) in the generator loss (seed 004 eq. 4; default 0.01); "
                         "rae: weight of the decoder regularizer; wae-mmd: weight of the MMD penalty (default 10)")
     p.add_argument("--latent-term", choices=LATENT_TERMS,
                    help="lsr-gan: -log q(z|G(z)) with the encoder variance's gradient stopped (default "
                         "detached-variance) or the literal nll (see explorer.models.lsr_gan)")
     p.add_argument("--latent-dim", type=int, help="d (default 16)")
     p.add_argument("--profile", choices=sorted(PROFILES), help="architecture profile (default small)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=20, help="epochs (the minimum, with --max-epochs)")
+    p.add_argument("--max-epochs", type=int,
+                   help="go on past --epochs until the held-out loss improves by less than --tol over the last "
+                        "3 epochs, at most this many epochs (see explorer.training)")
+    p.add_argument("--tol", type=float, default=0.01, help="relative improvement that counts as converged (0.01)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, help="learning rate (default: 1e-3; lsr-gan 2e-4, seed 004 App. D)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -159,6 +163,14 @@ def run_classifier(args: argparse.Namespace) -> dict:
 OTHER_MODELS = {"classifier": run_classifier}  # --model names that are not latent models
 
 
+def classifier_root(args: argparse.Namespace) -> Path:
+    """The checkpoint root whose ``<dataset>/backbones/`` holds the classifier for per-epoch
+    measurements: ``--out`` when it has one, else the shipped ``checkpoints/``."""
+    if classifier_path(args.dataset, args.out).is_file():
+        return args.out
+    return Path(__file__).resolve().parent / "checkpoints"
+
+
 def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | None = None) -> dict | None:
     """Train one model, evaluate it and write its checkpoint. Returns the metrics (None if skipped)."""
     cls = model_class(family)
@@ -174,21 +186,24 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
         resume.unlink(missing_ok=True)
     device = resolve_device(args.device)
     trainer = trainer_for(cls)
-    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or trainer.default_lr,
-                       seed=args.seed, limit=args.limit)
     torch.manual_seed(args.seed)
     model = cls.from_config(config, path=out)
+    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or trainer.default_lr,
+                       seed=args.seed, limit=args.limit, max_epochs=args.max_epochs, tol=args.tol,
+                       monitor=model.monitor_key)
     images, _ = load_dataset(args.dataset, "train", limit=args.limit)
     print(f"[{name}] {family} {config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
     t0 = time.time()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    history = trainer.fit(model, images, tcfg, device=device, resume_path=resume,
-                    log=lambda s: print(f"[{name}] {s}", flush=True))
+    monitor = epoch_monitor(args.dataset, device=device, checkpoints=classifier_root(args), limit=args.limit)
+    history = trainer.fit(model, images, tcfg, device=device, resume_path=resume, monitor=monitor,
+                          log=lambda s: print(f"[{name}] {s}", flush=True))
     train_seconds = time.time() - t0
     fit_gmm(model, args.dataset, limit=args.limit, seed=args.seed, device=device)
     metrics = evaluate(model, args.dataset, name=name, device=device, seed=args.seed)
     arrays = app_arrays(model, args.dataset, seed=args.seed, device=device, umap=not args.no_umap)
     meta = run_meta(args, name, family, device, started, t0, train_seconds, tcfg, history, metrics)
+    meta["stop_reason"] = getattr(model, "stop_reason", None)
     save(model.cpu(), out, meta=meta, arrays=arrays)
     resume.unlink(missing_ok=True)
     shown = " ".join(f"{k} {metrics[k]:.3f}" for k in ("test_mse", "kl", "drift_kl", "drift_sq")

@@ -6,23 +6,18 @@ takes one discriminator step on eq. 3 with G(z) detached, then one generator ste
 through the updated discriminator. Two Adam optimisers, learning rate ``cfg.lr`` and
 β = (0.5, 0.999) (004 App. D: 2e-4, β1 = 0.5).
 
-Resume works as in the VAE loop: after every epoch the model (generator, discriminator; the
-frozen base is not part of it), both optimisers, epoch and history are written atomically,
-and each epoch's shuffling and noise are seeded from ``(seed, epoch)``.
+The loop itself is :func:`explorer.training.fit`, shared with the VAE family: resume (the model
+is the generator and discriminator; the frozen base is not part of it; both optimisers are
+saved), per-epoch seeds, monitoring and the convergence rule.
 """
 from __future__ import annotations
 
-import io
-import math
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write_bytes
-from .training import TrainConfig, TrainingDiverged
+from .training import TrainConfig, TrainingDiverged, fit
 
 BETAS = (0.5, 0.999)  # 004 App. D
 
@@ -83,60 +78,18 @@ def adversarial_step(model, optimizers: tuple[torch.optim.Optimizer, torch.optim
     return {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _save_resume(path: Path, model, optimizers, epoch: int, history: list[dict]) -> None:
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer_g": optimizers[0].state_dict(),
-                "optimizer_d": optimizers[1].state_dict(), "epoch": epoch, "history": history}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def train_adversarial(model, images: torch.Tensor, cfg: TrainConfig, device: torch.device | str = "cpu",
                       resume_path: str | Path | None = None, log: Callable[[str], None] = print,
-                      progress: bool = True) -> list[dict]:
+                      progress: bool = True, monitor: Callable | None = None) -> list[dict]:
     """Train an LSR-GAN on ``images (N, C, H, W)`` in [0, 1]; returns the per-epoch history.
 
-    History entries: epoch, the epoch mean of every term of :func:`adversarial_step`,
-    images/s and seconds. Same signature and resume behaviour as :func:`explorer.training.train`.
+    :func:`explorer.training.fit` with :func:`make_optimizers` and :func:`adversarial_step`:
+    history entries hold the epoch, the epoch mean of every term of :func:`adversarial_step`,
+    the monitor's values, images/s and seconds; resume and the convergence rule as there.
 
     Raises:
         TrainingDiverged: a non-finite loss, naming the epoch and step; the resume file keeps
             the last good epoch.
     """
-    device = torch.device(device)
-    torch.set_flush_denormal(True)
-    model.to(device).train()
-    optimizers = make_optimizers(model, cfg.lr)
-    start, history = 0, []
-    resume_path = Path(resume_path) if resume_path else None
-    if resume_path and resume_path.is_file():
-        state = torch.load(resume_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizers[0].load_state_dict(state["optimizer_g"])
-        optimizers[1].load_state_dict(state["optimizer_d"])
-        start, history = int(state["epoch"]), list(state["history"])
-        log(f"resumed from {resume_path} after epoch {start}")
-    data, n = images.to(device), len(images)
-    steps = math.ceil(n / cfg.batch_size)
-    for epoch in range(start, cfg.epochs):
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(n).to(device)
-        totals: dict[str, float] = {}
-        started = time.perf_counter()
-        for step in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress,
-                         mininterval=1.0):
-            batch = data[order[step * cfg.batch_size:(step + 1) * cfg.batch_size]]
-            try:
-                terms = adversarial_step(model, optimizers, batch)
-            except TrainingDiverged as e:
-                where = f"in {resume_path}" if resume_path else "not saved"
-                raise TrainingDiverged(f"{e} at epoch {epoch + 1}, step {step + 1}/{steps}; last good state "
-                                       f"{where} (epoch {epoch})") from None
-            totals = {k: totals.get(k, 0.0) + v for k, v in terms.items()}
-        seconds = time.perf_counter() - started
-        history.append({"epoch": epoch + 1, **{k: v / steps for k, v in totals.items()},
-                        "images_per_s": n / seconds, "seconds": seconds})
-        log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in history[-1].items()))
-        if resume_path:
-            _save_resume(resume_path, model, optimizers, epoch + 1, history)
-    model.eval()
-    return history
+    return fit(model, images, cfg, make_optimizers=make_optimizers, step=adversarial_step, device=device,
+               resume_path=resume_path, log=log, progress=progress, monitor=monitor)

@@ -26,8 +26,6 @@ shipped files need not be rewritten.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
+from .io import atomic_write_bytes  # noqa: F401  (re-exported: older imports use it from here)
 from .models import LatentModel, model_class
 
 FORMAT = "latent-explorer/1"
@@ -53,25 +52,6 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)
     arrays: dict[str, torch.Tensor] = field(default_factory=dict)
     path: Path | None = None
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(model: LatentModel, path: str | Path, meta: dict | None = None,
@@ -165,7 +145,7 @@ def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
     header = read_metadata(path)
     try:
         cls = model_class(header["family"])
-        model = cls.from_config(cls.config_class.from_dict(header["config"]), path)
+        model = cls.from_config(cls.config_class.from_dict(cls.upgrade_config(header["config"])), path)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e
     try:

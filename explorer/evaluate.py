@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from .data import load_dataset
+from .classifier import classifier_path, load_classifier
+from .data import dataset_info, load_dataset
 from .losses import kl_gaussians, kl_std_normal, squared_error
-from .metrics import active_units, mmd_rbf, prdc
+from .metrics import active_units, feature_statistics, frechet_distance, mmd_rbf, prdc
+from .metrics.modes import class_histogram, mode_stats, nearest_sq_distances, sample_quality
 from .models import LatentModel
 from .projection import Projection
 
@@ -90,6 +93,51 @@ def sampler_coverage(model: LatentModel, dataset: str, n: int = N_APP, seed: int
     return out
 
 
+@lru_cache(maxsize=4)
+def test_nn_median(dataset: str, n: int = N_APP) -> float:
+    """Median squared L2 distance (pixel space, per-image sum) from each of the first ``n`` test
+    images to its nearest training image: the memorisation reference of :func:`sampler_modes`."""
+    return float(nearest_sq_distances(load_dataset(dataset, "test", limit=n)[0], load_dataset(dataset, "train")[0]).median())
+
+
+def shipped_classifier(dataset: str, checkpoints: str | Path = "checkpoints"):
+    """The dataset's classifier (:func:`explorer.classifier.load_classifier`), or None when it is
+    not shipped under ``checkpoints`` (mode coverage is then left out)."""
+    try:
+        return load_classifier(classifier_path(dataset, checkpoints))
+    except Exception:  # CheckpointError or a broken file: the caller reports the measure as absent
+        return None
+
+
+@torch.no_grad()
+def sampler_modes(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 0, device: str | torch.device = "cpu",
+                  samplers: list[str] | None = None, checkpoints: str | Path = "checkpoints",
+                  nn_n: int | None = None) -> dict[str, dict]:
+    """Mode coverage and memorisation of each sampler's decoded images (:mod:`explorer.metrics.modes`).
+
+    For each name in ``samplers`` (default ``model.samplers``): ``n`` codes (seed ``seed``, the
+    codes :func:`app_arrays` stores), decoded and passed to :func:`explorer.metrics.modes.sample_quality`
+    with the dataset's shipped classifier, the training split, and :func:`test_nn_median` of as
+    many test images as samples searched (``nn_n``, default ``n``) as the reference. Returns ``{sampler: {n, class_hist, class_entropy, min_class_share,
+    classes_above_1pct, nn_median, nn_median_test, nn_ratio}}``, or ``{}`` without a classifier.
+    """
+    classifier = shipped_classifier(dataset, checkpoints)
+    if classifier is None:
+        return {}
+    classifier.to(device)
+    model = model.to(device).eval()
+    train = load_dataset(dataset, "train")[0]
+    nn_n = min(nn_n or n, n)
+    reference = test_nn_median(dataset, nn_n)
+    n_classes = len(dataset_info(dataset).classes)
+    out = {}
+    for s in samplers or model.samplers:
+        z = model.sample(n, s, generator=torch.Generator().manual_seed(seed)).cpu()
+        out[s] = sample_quality(batched(model.decode, z, device=device), classifier, train, n_classes, reference,
+                                nn_n=nn_n)
+    return out
+
+
 @torch.no_grad()
 def evaluate(model: LatentModel, dataset: str, name: str = "", device: str | torch.device = "cpu",
              n_coverage: int = N_APP, seed: int = 0) -> dict:
@@ -107,7 +155,9 @@ def evaluate(model: LatentModel, dataset: str, name: str = "", device: str | tor
       ``n_coverage`` prior samples and the encoder means of the first ``n_coverage`` test
       images, in the full d-dimensional latent space;
     - ``sampler_coverage``: the same numbers for every sampler the model offers
-      (:func:`sampler_coverage`).
+      (:func:`sampler_coverage`);
+    - ``sampler_modes``: class histogram, class entropy and memorisation of ``n_coverage`` decoded
+      samples of every sampler (:func:`sampler_modes`; empty without the dataset's classifier).
     """
     model = model.to(device).eval()
     x, _ = load_dataset(dataset, "test")
@@ -121,6 +171,7 @@ def evaluate(model: LatentModel, dataset: str, name: str = "", device: str | tor
         "test_mse": mean("sse"), "kl": mean("kl"), "drift_kl": mean("drift_kl"),
         "drift_sq": mean("drift_sq"), "active_units": active_units(mu), "sigma2": model.sigma2_estimate(),
         "coverage": per_sampler["prior"], "sampler_coverage": per_sampler,
+        "sampler_modes": sampler_modes(model, dataset, n=n_coverage, seed=seed, device=device),
         **family_metrics(model, x[:n_coverage], seed=seed, device=device),
     }
 
@@ -230,6 +281,74 @@ def fit_gmm(model: LatentModel, dataset: str, limit: int | None = None, seed: in
     model.gmm.fit(train_codes(model, dataset, limit=limit, device=device), seed=seed)
 
 
+N_MONITOR = 2000  # samples per sampler that epoch_monitor decodes after each epoch
+
+
+def epoch_monitor(dataset: str, device: str | torch.device = "cpu", n_samples: int = N_MONITOR,
+                  checkpoints: str | Path = "checkpoints", memorisation: bool = True, limit: int | None = None):
+    """The per-epoch measurements of ``train.py`` (:func:`explorer.training.fit`'s ``monitor``).
+
+    Returns ``monitor(model) -> {name: float}`` with
+
+    - ``test_<term>``: the mean of every term of ``model.eval_terms`` over the test split (the
+      first ``limit`` images when given), in batches of 1,000; so ``test_loss`` is the held-out
+      objective (nats per image for the VAE family);
+    - for each sampler S in ``model.monitor_samplers`` (``prior``; LDC-VAE's ``sampler-net``),
+      on ``n_samples`` decoded codes, when the dataset's classifier is shipped: ``class_entropy_S``
+      and ``min_class_share_S`` (:mod:`explorer.metrics.modes`), ``fd_S``, the Fréchet distance in
+      the classifier's features against the test split (not the table's training-set reference:
+      it tracks progress, it is not a result); for ``sampler-net`` also ``coverage_S`` of the
+      encoder means of ``n_samples`` test images (k = 5) and, with ``memorisation``,
+      ``nn_median_S``, the median squared L2 distance to the nearest training image.
+
+    Raises:
+        DatasetNotAvailable: the dataset is not installed.
+    """
+    x_test, _ = load_dataset(dataset, "test", limit=limit)
+    n_classes = len(dataset_info(dataset).classes)
+    try:
+        classifier = load_classifier(classifier_path(dataset, checkpoints)).to(device)
+    except Exception:  # no classifier shipped: test terms only
+        classifier = None
+    state = {}
+
+    def reference():
+        if "ref" not in state:
+            state["ref"] = feature_statistics(batched(classifier.features, x_test, device=device).double().numpy())
+            state["train"] = load_dataset(dataset, "train", limit=limit)[0] if memorisation else None
+        return state["ref"]
+
+    def monitor(model: LatentModel) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        for i in range(0, len(x_test), 1000):
+            xb = x_test[i:i + 1000].to(device)
+            for k, v in model.eval_terms(xb).items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
+        out = {f"test_{k}": v / len(x_test) for k, v in sums.items()}
+        if classifier is None:
+            return out
+        ref = reference()
+        for s in model.monitor_samplers:
+            if s not in model.samplers:
+                continue
+            z = model.sample(n_samples, s, generator=torch.Generator().manual_seed(0)).to(device)
+            images = batched(model.decode, z, device=device)
+            feats = batched(classifier.features, images, device=device)
+            labels = classifier.head(feats.to(device)).argmax(1).cpu()
+            stats = mode_stats(class_histogram(labels, n_classes))
+            out[f"class_entropy_{s}"] = stats["class_entropy"]
+            out[f"min_class_share_{s}"] = stats["min_class_share"]
+            out[f"fd_{s}"] = frechet_distance(*feature_statistics(feats.double().numpy()), *ref)
+            if s == "sampler-net":
+                mu = batched(model.encode, x_test[:n_samples], device=device)
+                out[f"coverage_{s}"] = prdc(mu, z.cpu(), k=5)["coverage"]
+                if memorisation:
+                    out[f"nn_median_{s}"] = float(nearest_sq_distances(images, state["train"]).median())
+        return out
+
+    return monitor
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError, load_checkpoint
 
@@ -309,7 +428,8 @@ def table_main(args, argv) -> int:
         backbone = get_backbone(args.backbone, args.dataset, device, args.checkpoints)
         models = {name: load(paths[name]) for name in names}
         table = evaluate_table(args.dataset, backbone, models, n=args.n, n_ref=args.n_ref, prdc_n=args.prdc_n,
-                               seed=args.seed, device=device)
+                               seed=args.seed, device=device,
+                               classifier=shipped_classifier(args.dataset, args.checkpoints))
     except (ValueError, CheckpointError, BackboneUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

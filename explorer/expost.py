@@ -572,6 +572,21 @@ def expost_coverage(model, ex: ExPostSamplers, dataset: str, seed: int = 0,
             for s in ex.samplers}
 
 
+@torch.no_grad()
+def expost_modes(model, ex: ExPostSamplers, dataset: str, seed: int = 0,
+                 device: str | torch.device = "cpu") -> dict[str, dict]:
+    """:func:`explorer.evaluate.sampler_modes` (class histogram, class entropy, memorisation) of
+    ``N_APP`` decoded codes of each ex-post sampler; ``{}`` without the dataset's classifier."""
+    from .evaluate import N_APP, sampler_modes
+
+    before = model.expost
+    model.attach_expost(ex)
+    try:
+        return sampler_modes(model, dataset, n=N_APP, seed=seed, device=device, samplers=ex.samplers)
+    finally:
+        model.attach_expost(before)
+
+
 # ---- CLI -----------------------------------------------------------------------------------------
 def _versions() -> dict:
     out = {"python": platform.python_version()}
@@ -612,6 +627,7 @@ def fit_checkpoint(path: str | Path, seed: int = 0, device: str | torch.device =
         f"fitting gmm-100 and two-stage on {dev}")
     ex, info = fit_expost(codes, seed=seed, device=dev, two_stage=two_stage, progress=progress, desc=f"[{name}] two-stage")
     coverage = expost_coverage(model, ex, dataset, seed=seed, device=dev)
+    modes = expost_modes(model, ex, dataset, seed=seed, device=dev)
     if file_sha256(path) != digest:
         raise CheckpointError(f"{path}: the file changed while its ex-post samplers were fitted; nothing written, "
                               f"rerun `{refit_command(path)}`")
@@ -623,7 +639,7 @@ def fit_checkpoint(path: str | Path, seed: int = 0, device: str | torch.device =
         "command": command or refit_command(path), "device": str(dev),
         "threads": torch.get_num_threads(), "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "encode_seconds": round(t_enc, 2), "wall_seconds": round(wall, 2), "versions": _versions(), **info,
-        "sampler_coverage": coverage,
+        "sampler_coverage": coverage, "sampler_modes": modes,
     }
     out = save_sidecar(ex, path, sidecar_meta)
     for sampler, c in coverage.items():

@@ -55,6 +55,28 @@ def gaussian_nll_fixed(x: torch.Tensor, x_hat: torch.Tensor, sigma2: float) -> t
     return squared_error(x, x_hat) / (2 * sigma2) + 0.5 * d * (LOG_2PI + math.log(sigma2))
 
 
+def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """-log Bernoulli(x; sigmoid(logits)) per image, ``(B,)`` nats: the per-image sum of binary
+    cross-entropies, with grey levels x in [0, 1] as soft targets.
+
+    The MNIST likelihood of Kingma & Welling (2014, App. C: "Bernoulli MLP as decoder"), kept by
+    β-VAE (Higgins et al. 2017) and disentanglement_lib; computed from logits for stability.
+    With grey targets its minimum is the images' binary entropy, not 0.
+    """
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def dequantize(x: torch.Tensor) -> torch.Tensor:
+    """Uniform dequantization of 8-bit images: ``(B, C, H, W)`` levels k/255 -> (k + u)/256, u ~ U(0, 1).
+
+    A continuous density fitted to discrete data can put unbounded density on the discrete
+    values (Theis, van den Oord & Bethge 2016, §3.1); with the per-pixel MLE variances of AR-ELBO
+    that happens at pixels that are black in every image (σᵢ² -> ε). Adding one quantization
+    step of uniform noise bounds the likelihood. Values stay in [0, 1].
+    """
+    return (x * 255.0 + torch.rand_like(x)) / 256.0
+
+
 def sigma2_mle(x: torch.Tensor, x_hat: torch.Tensor, variance: str, eps: float = AR_ELBO_EPS) -> torch.Tensor:
     """Maximum-likelihood estimate of the decoder variance Sigma_x (seed 002 App. G).
 
@@ -83,8 +105,34 @@ _SIGMA2 = {
 }
 
 
+def conditional_sigma2(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, mu: torch.Tensor,
+                       logvar: torch.Tensor, eps: float = AR_ELBO_EPS) -> torch.Tensor:
+    """Diag-D's per-pixel variance σᵢ²(z) as the MLE *given z* (the reading of seed 002 eq. 51 in
+    :mod:`explorer.models.ar_elbo`): E[(xᵢ - μᵢ(z))² | z] over the minibatch,
+
+        σ̂ᵢ²(z_b) = Σ_b' w_bb' (x_b',i - μᵢ(z_b))² + eps,   w_bb' = softmax_b' log q(z_b | x_b'),
+
+    i.e. the squared errors of every image of the batch that could have produced z_b, weighted by
+    how well its posterior explains z_b (the posterior p(x|z) ∝ p_data(x) q(z|x) on the batch).
+    With sharp posteriors w_bb' -> 1 for b' = b and this is eq. 51, (x_b - μ(z_b))²; with
+    uninformative ones it is the batch's per-pixel variance, Diag-I's eq. 47.
+
+    Args:
+        x, x_hat: ``(B, C, H, W)`` data and decoder means μ(z_b); z, mu, logvar: ``(B, d)`` the
+            codes and the posterior parameters they were drawn from.
+    Returns:
+        ``(B, C, H, W)`` variances, detached (held fixed in the step, as eq. 8a's alternation).
+    """
+    with torch.no_grad():
+        lq = -0.5 * (((z[:, None] - mu[None]) ** 2) * (-logvar).exp()[None] + logvar[None]).sum(-1)  # (B, B')
+        w = torch.softmax(lq, dim=1)
+        xf, m = x.flatten(1), x_hat.flatten(1)
+        s2 = w @ xf.pow(2) - 2.0 * m * (w @ xf) + m.pow(2)  # Σ_b' w (x_b' - m_b)², using Σ_b' w = 1
+        return (s2.clamp_min(0.0) + eps).view_as(x)
+
+
 def ar_elbo_reconstruction(x: torch.Tensor, x_hat: torch.Tensor, variance: str,
-                           eps: float = AR_ELBO_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+                           eps: float = AR_ELBO_EPS, posterior: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """AR-ELBO reconstruction objective J_rec at the MLE of Sigma_x (seed 002 Table 2, eq. 9, 41, 45, 49, 53).
 
     The value returned is the Gaussian negative log-likelihood per image evaluated at the MLE
@@ -99,12 +147,20 @@ def ar_elbo_reconstruction(x: torch.Tensor, x_hat: torch.Tensor, variance: str,
     The gradients equal those of Table 2's objectives because the added terms are constant.
     The minibatch stands in for E_pdata(x) E_q(z|x), as in the paper's training.
 
+    Diag-D with ``posterior = (z, mu, logvar)`` uses :func:`conditional_sigma2` instead of eq. 51's
+    single-sample MLE, and returns the Gaussian NLL at that (fixed) variance:
+    Σᵢ [(xᵢ - μᵢ)² / (2σ̂ᵢ²) + ½ log 2πσ̂ᵢ²]; with sharp posteriors it equals the eq. 53 form.
+
     Returns:
         ``(rec, sigma2)``: ``rec`` is a scalar, the batch-mean per-image nats; ``sigma2`` is
         the detached MLE from :func:`sigma2_mle`.
     """
-    s2 = sigma2_mle(x, x_hat, variance, eps)
     d = x[0].numel()
+    if variance == "diag-d" and posterior is not None:
+        s2 = conditional_sigma2(x, x_hat, *posterior, eps=eps)
+        rec = (0.5 * (x - x_hat).pow(2) / s2 + 0.5 * (LOG_2PI + s2.log())).flatten(1).sum(1).mean()
+        return rec, s2
+    s2 = sigma2_mle(x, x_hat, variance, eps)
     const = 0.5 * d * (1.0 + LOG_2PI)
     if variance.startswith("iso"):
         rec = const + 0.5 * d * s2.log().mean()

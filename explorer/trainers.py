@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from . import adversarial, training
 
 
@@ -26,7 +24,7 @@ class Trainer:
 
 
 TRAINERS: dict[str, Trainer] = {
-    "elbo": Trainer(fit=training.train, optimizers=lambda model, lr: torch.optim.Adam(model.parameters(), lr=lr),
+    "elbo": Trainer(fit=training.train, optimizers=training.adam,
                     step=training.train_step, default_lr=1e-3),
     "adversarial": Trainer(fit=adversarial.train_adversarial, optimizers=adversarial.make_optimizers,
                            step=adversarial.adversarial_step, default_lr=2e-4),  # seed 004 App. D

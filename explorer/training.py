@@ -1,13 +1,25 @@
-"""The training loop for the VAE family: Adam, in-memory batches, per-epoch resume state.
+"""The training loop: in-memory batches, per-epoch monitoring, a convergence rule, resume state.
 
-Plain by design (after nanoGPT): one function, :func:`train`, that a CLI calls. Adversarial
-models get their own trainer in a later module; this loop stays untouched.
+Plain by design (after nanoGPT): :func:`fit` is the one loop. It takes the family's optimiser
+set-up and single step, so the VAE family (:func:`train`: Adam and :func:`train_step`) and
+LSR-GAN's adversarial trainer (:mod:`explorer.adversarial`, two optimisers, tick-tock step)
+share it (pythae's split: one trainer loop that adversarial training reuses).
 
-Resume: after every epoch the model, optimiser, epoch and history are written atomically to
-``resume_path`` (``torch.save`` of tensors and plain containers, read back with
-``weights_only=True``). ``train(..., resume_path=p)`` continues from it when it exists. Each
-epoch's shuffling and noise are seeded from ``(seed, epoch)``, so a resumed run matches an
-uninterrupted one.
+**Monitoring.** After each epoch an optional ``monitor(model) -> {name: float}`` runs in eval
+mode with its own random state (so it never changes the training run); its values join the
+epoch's history entry beside the epoch means of the training terms. The CLI passes
+:func:`explorer.evaluate.epoch_monitor`: every loss term on the test split (``test_<term>``)
+and family measures such as the sampler net's class entropy.
+
+**Convergence** (:func:`converged`). ``cfg.epochs`` is the minimum. With ``cfg.max_epochs``
+set, training goes on past it until the monitored value (``cfg.monitor``, default
+``test_loss``) improved by less than ``cfg.tol`` (relative, default 1 %) over the last
+``cfg.window`` epochs (default 3), or ``max_epochs`` is reached. :func:`stop_reason` says which.
+
+**Resume.** After every epoch the model, the optimisers, the epoch and the history are written
+atomically to ``resume_path`` (``torch.save`` of tensors and plain containers, read back with
+``weights_only=True``); :func:`fit` continues from it when it exists. Each epoch's shuffling and
+noise are seeded from ``(seed, epoch)``, so a resumed run matches an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -16,13 +28,12 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write_bytes
-from .models import LatentModel
+from .io import atomic_write_bytes
 
 
 class TrainingDiverged(RuntimeError):
@@ -31,20 +42,38 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. ``limit`` keeps the first N training images (smoke runs)."""
+    """Optimisation settings.
+
+    Attributes:
+        epochs: minimum number of epochs (the whole run when ``max_epochs`` is None).
+        batch_size, lr, seed: as usual; ``limit`` keeps the first N training images (smoke runs).
+        max_epochs: None, or train past ``epochs`` until :func:`converged`, at most this many.
+        tol: relative improvement of ``monitor`` over ``window`` epochs below which the run has
+            converged (0.01 = 1 %).
+        window: epochs the improvement is measured over.
+        monitor: the history key the rule watches (a value to minimise, e.g. ``test_loss``).
+    """
 
     epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
     limit: int | None = None
+    max_epochs: int | None = None
+    tol: float = 0.01
+    window: int = 3
+    monitor: str = "test_loss"
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.max_epochs is not None and self.max_epochs < self.epochs:
+            raise ValueError(f"max_epochs must be >= epochs ({self.epochs}), got {self.max_epochs}")
+        if not 0 <= self.tol < 1:
+            raise ValueError(f"tol must be in [0, 1), got {self.tol}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,13 +90,52 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _save_resume(path: Path, model, opt, epoch: int, history: list[dict]) -> None:
+def improvement(history: Sequence[dict], key: str, window: int) -> float | None:
+    """Relative improvement of ``history[-1][key]`` over ``history[-1 - window][key]``:
+    ``(old - new) / |old|`` (positive when the value fell). None while fewer than ``window + 1``
+    entries carry the key, or when the old value is 0."""
+    values = [h[key] for h in history if h.get(key) is not None]
+    if len(values) <= window:
+        return None
+    old, new = values[-1 - window], values[-1]
+    return None if old == 0 else (old - new) / abs(old)
+
+
+def converged(history: Sequence[dict], key: str, tol: float = 0.01, window: int = 3) -> bool:
+    """True when ``key`` improved by less than ``tol`` (relative) over the last ``window`` epochs."""
+    gain = improvement(history, key, window)
+    return gain is not None and gain < tol
+
+
+def stop_reason(history: Sequence[dict], cfg: TrainConfig) -> str | None:
+    """Why a run with ``history`` stops now, or None to go on (see the module docstring)."""
+    done = len(history)
+    if done < cfg.epochs:
+        return None
+    if cfg.max_epochs is None:
+        return f"ran the {cfg.epochs} epochs asked for"
+    gain = improvement(history, cfg.monitor, cfg.window)
+    if gain is not None and gain < cfg.tol:
+        return (f"converged: {cfg.monitor} improved {100 * gain:.2f} % over the last {cfg.window} epochs "
+                f"(< {100 * cfg.tol:g} %) after {done} epochs")
+    if done >= cfg.max_epochs:
+        shown = "n/a" if gain is None else f"{100 * gain:.2f} %"
+        return f"stopped at max_epochs {cfg.max_epochs} before converging ({cfg.monitor} improved {shown})"
+    return None
+
+
+def _as_tuple(optimizers) -> tuple:
+    return tuple(optimizers) if isinstance(optimizers, (tuple, list)) else (optimizers,)
+
+
+def _save_resume(path: Path, model, optimizers, epoch: int, history: list[dict]) -> None:
     buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history}, buf)
+    torch.save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in _as_tuple(optimizers)],
+                "epoch": epoch, "history": history}, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train_step(model: LatentModel, opt: torch.optim.Optimizer, *batch: torch.Tensor) -> dict[str, float]:
+def train_step(model, opt: torch.optim.Optimizer, *batch: torch.Tensor) -> dict[str, float]:
     """One optimiser step on a batch (``x``, or ``x, y`` for a supervised model such as the FID
     classifier): ``model.loss(*batch)``; returns the loss terms as floats.
 
@@ -85,16 +153,38 @@ def train_step(model: LatentModel, opt: torch.optim.Optimizer, *batch: torch.Ten
     return {k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")}
 
 
-def train(model: LatentModel, images: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, device: torch.device | str = "cpu",
-          resume_path: str | Path | None = None, log: Callable[[str], None] = print,
-          progress: bool = True) -> list[dict]:
-    """Train ``model`` on ``images (N, C, H, W)`` in [0, 1]; returns the per-epoch history.
+def adam(model, lr: float) -> torch.optim.Adam:
+    """The VAE family's optimiser: Adam over every parameter, default betas."""
+    return torch.optim.Adam(model.parameters(), lr=lr)
 
-    ``images`` may also be a tuple of tensors sharing N, such as ``(images, labels)``: each batch
-    is then ``model.loss(x, y)``.
 
-    Each history entry holds the epoch, the mean of every loss term over the epoch (``loss``,
-    ``rec``, ``kl``, extras such as ``drift_kl`` and ``sigma2``), images/s and seconds.
+@torch.no_grad()
+def _run_monitor(monitor, model) -> dict:
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return {k: float(v) if v is not None else None for k, v in monitor(model).items()}
+    finally:
+        model.train(was)
+
+
+def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, *,
+        make_optimizers: Callable, step: Callable, device: torch.device | str = "cpu",
+        resume_path: str | Path | None = None, log: Callable[[str], None] = print, progress: bool = True,
+        monitor: Callable | None = None) -> list[dict]:
+    """The training loop shared by every family (see the module docstring).
+
+    Args:
+        model: an ``nn.Module``; ``data``: ``(N, ...)`` tensor or a tuple of tensors sharing N
+            (each batch is ``step(model, optimizers, *batch)``).
+        make_optimizers: ``(model, lr) -> optimiser or tuple of optimisers``.
+        step: ``(model, optimizers, *batch) -> {term: float}``; raises TrainingDiverged.
+        monitor: ``model -> {name: float}`` after each epoch (eval mode, own random state).
+
+    Returns:
+        The history: per epoch, ``epoch``, the epoch mean of every training term, the monitor's
+        values, ``images_per_s`` and ``seconds``. ``model.stop_reason`` holds :func:`stop_reason`.
 
     Raises:
         TrainingDiverged: a non-finite loss; the message names epoch and step, and the resume
@@ -105,43 +195,64 @@ def train(model: LatentModel, images: torch.Tensor | tuple[torch.Tensor, ...], c
     # x86 CPUs (measured: the beta-VAE fell from 900 to 120 images/s). Flush them to zero.
     torch.set_flush_denormal(True)
     model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start, history = 0, []
+    optimizers = make_optimizers(model, cfg.lr)
+    history: list[dict] = []
     resume_path = Path(resume_path) if resume_path else None
     if resume_path and resume_path.is_file():
         state = torch.load(resume_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start, history = int(state["epoch"]), list(state["history"])
-        log(f"resumed from {resume_path} after epoch {start}")
-    data = tuple(t.to(device) for t in (images if isinstance(images, tuple) else (images,)))
+        for opt, sd in zip(_as_tuple(optimizers), state["optimizers"], strict=True):
+            opt.load_state_dict(sd)
+        history = list(state["history"])
+        log(f"resumed from {resume_path} after epoch {int(state['epoch'])}")
+    data = tuple(t.to(device) for t in (data if isinstance(data, tuple) else (data,)))
     n = len(data[0])
     steps = math.ceil(n / cfg.batch_size)
-    for epoch in range(start, cfg.epochs):
+    limit = cfg.max_epochs or cfg.epochs
+    while (reason := stop_reason(history, cfg)) is None:
+        epoch = len(history)
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         perm = torch.randperm(n, device="cpu").to(device)
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress,
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{limit}", leave=False, disable=not progress,
                    mininterval=1.0)
-        for step in bar:
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        for i in bar:
+            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             try:
-                terms = train_step(model, opt, *(t[idx] for t in data))
+                terms = step(model, optimizers, *(t[idx] for t in data))
             except TrainingDiverged as e:
-                raise TrainingDiverged(f"{e} at epoch {epoch + 1}, step {step + 1}/{steps}; last good state "
+                raise TrainingDiverged(f"{e} at epoch {epoch + 1}, step {i + 1}/{steps}; last good state "
                                        f"{'in ' + str(resume_path) if resume_path else 'not saved'} "
                                        f"(epoch {epoch})") from None
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
-            if step % 50 == 0:
+            if i % 50 == 0:
                 bar.set_postfix(loss=f"{terms['loss']:.2f}")
         secs = time.perf_counter() - t0
-        entry = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "images_per_s": n / secs,
-                 "seconds": secs}
+        entry = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}}
+        if monitor is not None:
+            entry.update(_run_monitor(monitor, model))
+        entry.update(images_per_s=n / secs, seconds=secs)
         history.append(entry)
         log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
         if resume_path:
-            _save_resume(resume_path, model, opt, epoch + 1, history)
+            _save_resume(resume_path, model, optimizers, epoch + 1, history)
+    log(reason)
+    model.stop_reason = reason
     model.eval()
     return history
+
+
+def train(model, images: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, device: torch.device | str = "cpu",
+          resume_path: str | Path | None = None, log: Callable[[str], None] = print,
+          progress: bool = True, monitor: Callable | None = None) -> list[dict]:
+    """Train a model with a ``loss`` (VAE family, baselines, the FID classifier) by Adam on
+    ``images (N, C, H, W)`` in [0, 1] (or a tuple such as ``(images, labels)``): :func:`fit`
+    with :func:`adam` and :func:`train_step`. Returns the per-epoch history.
+
+    Raises:
+        TrainingDiverged: see :func:`fit`.
+    """
+    return fit(model, images, cfg, make_optimizers=adam, step=train_step, device=device,
+               resume_path=resume_path, log=log, progress=progress, monitor=monitor)

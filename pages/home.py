@@ -3,10 +3,11 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
-from ui.common import DATASETS, checkpoint_dir, checkpoints, ensure_navigation
+from ui.common import DATASETS, checkpoint_dir, checkpoints, current_dataset, ensure_navigation
+from ui.export import chart
+from ui.plots import learning_curves
 
 ensure_navigation()
-state.publish("home")
 
 st.title("Latent Explorer")
 st.markdown(
@@ -22,6 +23,14 @@ COLUMNS = {"test_mse": "test MSE (sum/img)", "kl": "KL (nats)", "drift_kl": "dri
            "active_units": "active units", "sigma2": "σx²"}
 
 
+def converged_label(meta: dict) -> str:
+    """'yes' / 'no' / '' (not recorded) from the checkpoint's stop reason (explorer.training.stop_reason)."""
+    reason = meta.get("stop_reason")
+    if not isinstance(reason, str):
+        return ""
+    return "yes" if reason.startswith("converged") else "no"
+
+
 def metrics_table(ok: dict) -> pd.DataFrame:
     rows = []
     for name, h in sorted(ok.items()):
@@ -30,7 +39,8 @@ def metrics_table(ok: dict) -> pd.DataFrame:
         rows.append({"model": name, "family": h["family"], "d": h["config"].get("latent_dim"),
                      **{label: m.get(key) for key, label in COLUMNS.items()},
                      "prior coverage": cov.get("coverage"), "prior density": cov.get("density"),
-                     "MMD²": cov.get("mmd"), "epochs": h["meta"].get("train", {}).get("epochs"),
+                     "MMD²": cov.get("mmd"), "epochs": len(h["meta"].get("history") or []) or None,
+                     "converged": converged_label(h["meta"]),
                      "trained on": h["meta"].get("device")})
     return pd.DataFrame(rows)
 
@@ -49,3 +59,27 @@ for dataset in DATASETS:
 st.caption("Metrics are computed by `python -m explorer.evaluate` at train time on the 10k test set; coverage "
            "numbers compare 2,000 prior samples with the encoder means of 2,000 test images in the full latent "
            "space (k = 5).")
+
+st.subheader("Learning curves")
+dataset = current_dataset()
+ok, _ = checkpoints(dataset)
+with_history = sorted(n for n, h in ok.items() if h["meta"].get("history"))
+if not with_history:
+    state.publish("home")
+    st.info(f"No {dataset} checkpoint records a per-epoch history.")
+else:
+    state.restore(f"home_curves_{dataset}", "model", allowed=with_history)
+    name = st.selectbox(f"Model ({dataset}; the dataset is picked in the sidebar)", with_history,
+                        key=f"home_curves_{dataset}")
+    meta = ok[name]["meta"]
+    state.publish("home", model=name)
+    chart(learning_curves(meta["history"], (meta.get("train") or {}).get("monitor")), key=f"curves_{dataset}_{name}", filename=f"{dataset}-{name}-learning-curves")
+    train = meta.get("train") or {}
+    st.caption("Solid: the epoch's mean over training batches; dashed: the same term on the 10k test images after the "
+               "epoch (`test_mse` is the per-image squared error of decode(encode(x))). Class entropy, Fréchet distance "
+               "(classifier features, against the test images) and coverage are measured on 2,000 samples after each "
+               "epoch. The rule (explorer.training): at least the minimum epochs, then stop when the monitored value "
+               "improved by less than the tolerance over the last 3 epochs.")
+    st.text(f"monitored: {train.get('monitor', 'n/a')}; minimum epochs {train.get('epochs', 'n/a')}, at most "
+            f"{train.get('max_epochs') or train.get('epochs', 'n/a')}, tolerance {train.get('tol', 'n/a')}\n"
+            f"stop: {meta.get('stop_reason') or 'not recorded (trained before the rule existed)'}")

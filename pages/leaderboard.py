@@ -41,14 +41,20 @@ if not tables:
     st.stop()
 
 METRICS = {"fd": "Fréchet distance ↓", "precision": "precision ↑", "recall": "recall ↑", "density": "density ↑",
-           "coverage": "coverage ↑"}
+           "coverage": "coverage ↑", "class_entropy": "class entropy ↑", "nn_ratio": "nearest-train ratio (1 = as novel as test)"}
+FIDELITY = ("precision", "density")  # a collapsed model scores these high: shown and ranked with class entropy
+LOWER_IS_BETTER = {"fd"}
 c1, c2 = st.columns(2)
 state.restore(f"lb_backbone_{dataset}", "backbone", allowed=list(tables))
 state.restore("lb_metric", "metric", allowed=list(METRICS))
 backbone = c1.radio("Backbone", list(tables), horizontal=True, key=f"lb_backbone_{dataset}",
                     format_func=lambda b: tables[b]["label"] if b in tables[b]["label"] else f"{tables[b]['label']} ({b})")
-metric = c2.radio("Metric", list(METRICS), horizontal=True, key="lb_metric", format_func=METRICS.get)
 table = tables[backbone]
+rows = pd.DataFrame(table["rows"])
+if "nn_median" in rows and table.get("nn_median_test"):
+    rows["nn_ratio"] = rows["nn_median"] / table["nn_median_test"]
+offered = [m for m in METRICS if m in rows]
+metric = c2.radio("Metric", offered, horizontal=True, key="lb_metric", format_func=METRICS.get)
 state.publish("leaderboard", backbone=backbone, metric=metric)
 label = table["label"] if metric == "fd" else metric
 acc = table.get("backbone_info", {}).get("test_accuracy")
@@ -59,12 +65,38 @@ st.caption(f"`{table.get('command', '')}`")
 if table["backbone"] != "inception":
     st.info(f"{table['label']} is not FID: its values are comparable only within this table.")
 
-rows = pd.DataFrame(table["rows"])
 rows["set"] = rows["protocol"].where(rows["variant"] == "-", rows["protocol"] + "/" + rows["variant"])
 wide = rows.pivot(index="model", columns="set", values=metric).astype(float)
 order = ["data", "rec"] + sorted(c for c in wide.columns if c.startswith("sample/")) + ["interp/mid", "interp/rand"]
 wide = wide[[c for c in order if c in wide.columns]]
-wide = wide.sort_values("rec" if "rec" in wide.columns else wide.columns[0], ascending=metric == "fd")  # best first: lowest distance, highest precision/recall/...
+if metric in FIDELITY and "class_entropy" in rows:
+    # Never rank by fidelity alone: every sample of a collapsed model is the same good image (precision 1,
+    # density > 1, class entropy 0). Each column gets its class entropy beside it, and rows are ranked by
+    # the mean over the sample sets of precision (or density) x class entropy.
+    entropy = rows.pivot(index="model", columns="set", values="class_entropy").astype(float)[wide.columns]
+    samples = [c for c in wide.columns if c.startswith("sample/")] or list(wide.columns)
+    rank = (wide[samples] * entropy[samples]).mean(axis=1)
+    paired = pd.concat({metric: wide, "class entropy": entropy}, axis=1).swaplevel(axis=1)
+    wide = paired[[(c, k) for c in wide.columns for k in (metric, "class entropy")]]
+    wide.columns = [f"{c} · {k}" for c, k in wide.columns]
+    wide = wide.loc[rank.sort_values(ascending=False).index]
+    st.caption(f"Ranked by the mean over the sample sets of {metric} × class entropy: a mode-collapsed model draws "
+               f"the same good image every time (high {metric}, class entropy near 0).")
+else:
+    ascending = metric in LOWER_IS_BETTER
+    if metric == "nn_ratio":  # best is 1: neither copies (below) nor unlike any training image (above)
+        key = (wide["rec"] if "rec" in wide.columns else wide.iloc[:, 0]).sub(1).abs()
+        wide = wide.loc[key.sort_values().index]
+    else:
+        wide = wide.sort_values("rec" if "rec" in wide.columns else wide.columns[0], ascending=ascending)
+if metric == "nn_ratio":
+    st.caption(f"Median squared distance (pixel space) from an image of the set to its nearest training image, "
+               f"over the first {table.get('nn_n', 2000):,} images, divided by the same median for test images "
+               f"({table['nn_median_test']:.2f}). Well below 1: copies of training images; well above 1: images "
+               f"unlike any training image.")
+if metric == "class_entropy":
+    st.caption("Entropy of the classes the dataset's classifier assigns to the set, over log 10 (1: every class "
+               "equally often; the test set itself is near 1).")
 
 shipped = set(checkpoints(dataset)[0])
 open_key = f"lb_open_{dataset}"
@@ -108,11 +140,11 @@ if chosen:
 with st.spinner("Drawing charts ..."):
     st.subheader(f"{METRICS[metric]} per column")
     per_row = 3
-    columns = list(wide.columns)
+    columns = [c for c in wide.columns if not c.endswith(" · class entropy")]
     for start in range(0, len(columns), per_row):
         cols = st.columns(per_row)
         for col, name in zip(cols, columns[start:start + per_row]):
-            s = wide[name].dropna().sort_values(ascending=metric == "fd")
+            s = wide[name].dropna().sort_values(ascending=metric in LOWER_IS_BETTER)
             fig = px.bar(x=s.values, y=s.index, orientation="h", title=name,
                          labels={"x": label, "y": ""}, height=120 + 22 * len(s))
             fig.update_layout(margin=dict(l=0, r=10, t=40, b=0), yaxis=dict(autorange="reversed"))

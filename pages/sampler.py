@@ -6,10 +6,11 @@ import torch
 from ui import state
 from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, columns_for,
                        coverage_markdown, coverage_numbers, current_dataset, ensure_navigation, get_model,
-                       model_version, pick_models, placed_approximately, sampler_codes, sampler_xy, to_grid, to_png)
+                       mode_numbers, model_version, modes_markdown, pick_models, placed_approximately, sampler_codes,
+                       sampler_xy, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import latent_scatter, shared_ranges
+from ui.plots import class_histogram_bar, latent_scatter, shared_ranges
 
 PER_ROW = 3  # sampler panels per row
 
@@ -23,7 +24,10 @@ st.caption("For each model, each sampler it offers: a grid of decoded samples, a
            "2020; the second-stage VAE of Dai & Wipf 2019 §4; `python -m explorer.expost` fits the last two). "
            "LDC-VAE's sampler net S(ε) is trained with SVGD towards the aggregate posterior, estimated from the "
            "encoder's particles (seed 000, Algorithm 1 steps 5–7 and eq. 11; the readings are in "
-           "explorer.models.ldc_vae).")
+           "explorer.models.ldc_vae). Under each grid: the classes the dataset's classifier sees in the 2,000 "
+           "decoded samples (dashed: the uniform share; red: a class under 1 %), and the median squared distance "
+           "from a sample to its nearest training image beside the same median for test images: far below it "
+           "means copies of training images, far above it images unlike any.")
 names = pick_models(dataset, key="sampler_models", max_default=2, preferred=("ldc-vae", "vae", "ar-elbo-iso-i"))
 c1, c2 = st.columns([3, 1])
 state.restore("sampler_projection", "projection", allowed=["pca", "umap"])
@@ -68,6 +72,11 @@ for name, model in models:
                 chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
                       on_select="rerun")
                 st.markdown(coverage_markdown(coverage_numbers(dataset, name, s)))
+                q = mode_numbers(dataset, name, s)
+                if q is not None:
+                    chart(class_histogram_bar(q["class_hist"], class_names(dataset)), key=f"hist_{name}_{s}",
+                          filename=f"{dataset}-{name}-{s}-classes", config={"displayModeBar": False})
+                    st.markdown(modes_markdown(q))
     if p != projection:
         st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
     if any(placed_approximately(model, s, p) for s in samplers):

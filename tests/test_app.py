@@ -138,9 +138,14 @@ def test_sampler_page_shows_every_sampler_of_ldc_vae(dataset):
     at.multiselect(key=f"sampler_models_{dataset}").set_value(["ldc-vae", "vae"]).run()
     assert not at.exception, [e.value for e in at.exception]
     # ldc-vae: prior, gmm-10, gmm-100, two-stage, sampler net; vae: prior, gmm-10, gmm-100, two-stage
-    # (gmm-100 and two-stage from the shipped ex-post sidecars) -> 9 scatter plots, 9 grids, 9 coverage tables
-    assert len(at.get("plotly_chart")) == 9
+    # (gmm-100 and two-stage from the shipped ex-post sidecars) -> 9 scatter plots, 9 grids, 9 coverage lines,
+    # and under each grid the classifier's class histogram (a bar chart) and the memorisation medians
+    charts = at.get("plotly_chart")
+    assert len(charts) == 18
+    bars = [c for c in charts if json.loads(c.proto.spec)["data"][0]["type"] == "bar"]
+    assert len(bars) == 9 and all(len(json.loads(c.proto.spec)["data"][0]["y"]) == 10 for c in bars)
     assert len([m for m in at.markdown if m.value.startswith("coverage **")]) == 9
+    assert len([m for m in at.markdown if m.value.startswith("class entropy **")]) == 9
     assert len([im for im in at.image if any("decode(z)" in c for c in im.captions)]) == 9
     assert any("sampler net" in m.value for m in at.markdown)
     assert any("two-stage VAE" in m.value for m in at.markdown) and any("GMM-100" in m.value for m in at.markdown)
@@ -187,7 +192,8 @@ def test_imaginings_show_rows_and_switch_lambda():
     assert len(_images_with(at, "imaginings")) == 4  # the four default test images, one row each
     assert len(_images_with(at, "LSR-GAN G(z)")) == 1 and len(_images_with(at, "VAE decoder D(z)")) == 1
     radio = at.radio(key="imagine_model_mnist")
-    assert sorted(radio.options) == ["λ = 0 (lsr-gan-lambda0)", "λ = 0.01 (lsr-gan-lambda0.01)", "λ = 1 (lsr-gan)"]
+    assert radio.value == "lsr-gan"  # the default λ = 0.01 (explorer.models.lsr_gan, reading 6) is shown first
+    assert sorted(radio.options) == ["λ = 0 (lsr-gan-lambda0)", "λ = 0.01 (lsr-gan)", "λ = 1 (lsr-gan-lambda1)"]
     before = _images_with(at, "LSR-GAN G(z)")[0].value
     radio.set_value("lsr-gan-lambda0").run()
     assert not at.exception

@@ -64,3 +64,30 @@ def test_iso_i_objective_is_half_d_log_mse(batch):
     d = 784
     expected = 0.5 * d * (1 + LOG_2PI) + 0.5 * d * torch.log(squared_error(batch, x_hat).mean() / d)
     assert torch.allclose(rec, expected)
+
+
+def test_diag_d_conditional_variance_limits(batch):
+    """Sharp posteriors: eq. 51's single-sample error; identical posteriors: every image of the batch
+    weighs the same, the batch's mean squared error against each decoded image."""
+    from explorer.losses import conditional_sigma2
+
+    g = torch.Generator().manual_seed(1)
+    x_hat = torch.rand(batch.shape, generator=g)
+    mu = torch.randn(8, 3, generator=g) * 5
+    sharp = conditional_sigma2(batch, x_hat, mu, mu, torch.full((8, 3), -20.0), eps=0.0)
+    assert torch.allclose(sharp, (batch - x_hat).pow(2), atol=1e-6)
+    flat = conditional_sigma2(batch, x_hat, mu, torch.zeros(8, 3), torch.zeros(8, 3), eps=0.0)
+    expected = (batch[None] - x_hat[:, None]).pow(2).mean(1)
+    assert torch.allclose(flat, expected, atol=1e-5)
+
+
+def test_diag_d_with_posterior_is_the_nll_at_the_conditional_variance(batch):
+    from explorer.losses import conditional_sigma2
+
+    g = torch.Generator().manual_seed(2)
+    x_hat, z = torch.rand(batch.shape, generator=g), torch.randn(8, 3, generator=g)
+    mu, logvar = z + 0.1 * torch.randn(8, 3, generator=g), torch.full((8, 3), -1.0)
+    rec, s2 = ar_elbo_reconstruction(batch, x_hat, "diag-d", posterior=(z, mu, logvar))
+    assert torch.equal(s2, conditional_sigma2(batch, x_hat, z, mu, logvar))
+    nll = -Normal(x_hat, s2.sqrt()).log_prob(batch).flatten(1).sum(1).mean()
+    assert torch.allclose(rec, nll, rtol=1e-5)

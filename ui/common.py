@@ -28,6 +28,7 @@ PROJECTIONS = {"pca": "PCA", "umap": "UMAP", "identity": "true latent plane (d =
 DEFAULT_MODELS = ("vae", "ar-elbo-iso-i", "consistency-vae")
 SAMPLER_LABELS = {"prior": "prior N(0, I)", "gmm-10": "GMM-10 on train codes", "gmm-100": "GMM-100 on train codes",
                   "two-stage": "two-stage VAE on train codes", "sampler-net": "sampler net S(ε)"}
+NN_ON_DEMAND = 500  # samples whose nearest training image is searched when no stored measure exists
 N_CODES = 2000  # codes per sampler shown and measured (explorer.evaluate.N_APP, as stored at train time)
 
 
@@ -220,6 +221,38 @@ def _coverage_numbers(dataset: str, name: str, sampler: str, version: tuple) -> 
     from explorer.evaluate import coverage_metrics  # lazy: sklearn stays out of app start-up
 
     return coverage_metrics(model.arrays["test_mu"], torch.as_tensor(sampler_codes(dataset, name, sampler)))
+
+
+def mode_numbers(dataset: str, name: str, sampler: str) -> dict | None:
+    """Class histogram, class entropy and memorisation medians of one sampler's 2,000 decoded
+    samples (:func:`explorer.evaluate.sampler_modes`): stored at train time (checkpoint) or fit
+    time (ex-post sidecar) when there, else computed now and cached; None without the dataset's
+    shipped classifier."""
+    return _mode_numbers(dataset, name, sampler, model_version(dataset, name))
+
+
+@st.cache_data(show_spinner="Classifying samples ...")
+def _mode_numbers(dataset: str, name: str, sampler: str, version: tuple) -> dict | None:
+    metrics = checkpoints(dataset)[0][name]["meta"].get("metrics", {})
+    if sampler in (metrics.get("sampler_modes") or {}):
+        return metrics["sampler_modes"][sampler]
+    model = _model(dataset, name)
+    stored = getattr(model.expost, "meta", {}).get("sampler_modes", {}) if model.expost is not None else {}
+    if sampler in stored:
+        return stored[sampler]
+    from explorer.evaluate import sampler_modes  # lazy: sklearn stays out of app start-up
+
+    # not stored (a checkpoint or sidecar made before these measures): classes of all 2,000 samples, the
+    # nearest-training-image search on the first 500 only (2 s instead of 8 on 2 cores)
+    return sampler_modes(model, dataset, n=N_CODES, samplers=[sampler], checkpoints=checkpoint_dir(),
+                         nn_n=NN_ON_DEMAND).get(sampler)
+
+
+def modes_markdown(q: dict) -> str:
+    """Class entropy, smallest class share and the two memorisation medians as one compact line."""
+    return (f"class entropy **{q['class_entropy']:.3f}** · smallest class **{q['min_class_share']:.1%}** · "
+            f"classes > 1 % **{q['classes_above_1pct']}** · nearest-train median **{q['nn_median']:.1f}** "
+            f"(test images **{q['nn_median_test']:.1f}**; {q.get('nn_n', q.get('n', 2000)):,} searched)")
 
 
 def class_names(dataset: str) -> tuple[str, ...]:

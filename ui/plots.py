@@ -117,3 +117,97 @@ def mark_selected(fig: go.Figure, xy: np.ndarray, indices) -> go.Figure:
                                    marker=dict(size=8, color="rgba(0,0,0,0)", line=dict(width=1, color="rgba(0,0,0,0.75)")),
                                    hoverinfo="skip"))
     return fig
+
+
+# Per-epoch entries that are bookkeeping, not curves.
+NOT_CURVES = {"epoch", "images_per_s", "seconds"}
+CURVE_LABELS = {"loss": "objective (nats/image)", "rec": "reconstruction term (nats/image)", "kl": "KL (nats)",
+                "mse": "MSE (SSE/image)", "drift_kl": "drift KL (nats)", "sigma2": "σx²",
+                "d_loss": "discriminator loss", "g_adv": "generator adversarial loss", "latent_nll": "−log q(z|G(z))",
+                "d_real": "D(x)", "d_fake": "D(G(z))", "g_loss": "generator loss"}
+
+
+MEASURE_LABELS = {"class_entropy": "class entropy", "min_class_share": "smallest class share",
+                  "fd": "Fréchet distance (classifier)", "coverage": "coverage of encoder means",
+                  "nn_median": "nearest-train median"}
+
+
+def curve_label(key: str) -> str:
+    """A readable panel title for a history key: ``class_entropy_sampler-net`` -> "class entropy, sampler-net"."""
+    for prefix, label in MEASURE_LABELS.items():
+        if key.startswith(prefix + "_"):
+            return f"{label}, {key[len(prefix) + 1:]} samples"
+    return CURVE_LABELS.get(key, key)
+
+
+def curve_panels(history: list[dict], monitor: str | None = None) -> list[tuple[str, str | None, str | None]]:
+    """The panels of a learning-curve figure: ``(title, train key, test key)`` for every loss term
+    recorded per epoch (a train term ``k`` pairs with its held-out ``test_k``), then one panel per
+    other per-epoch measure (class entropy, Fréchet distance, coverage of a sampler). The
+    ``monitor`` key (the stopping rule's) comes first, its title marked."""
+    keys = []
+    for h in history:
+        keys += [k for k in h if k not in keys and k not in NOT_CURVES]
+    panels, used = [], set()
+    for k in keys:
+        if k.startswith("test_") or k in used:
+            continue
+        test = f"test_{k}" if f"test_{k}" in keys else None
+        panels.append((curve_label(k), k, test))
+        used |= {k, test}
+    for k in keys:
+        if k.startswith("test_") and k not in used:
+            panels.append((curve_label(k[5:]) + " (test)", None, k))
+            used.add(k)
+    first = [p for p in panels if monitor in (p[1], p[2])]
+    return [(f"<b>{t}: stopping rule</b>", a, b) for t, a, b in first] + [p for p in panels if p not in first]
+
+
+def learning_curves(history: list[dict], monitor: str | None = None, columns: int = 3,
+                    height_per_row: int = 210) -> go.Figure:
+    """Per-epoch training (solid) and held-out (dashed) values of every term in ``history`` (a
+    checkpoint's ``meta["history"]``), one panel each (:func:`curve_panels`), the stopping rule's
+    ``monitor`` first; SVG traces."""
+    from plotly.subplots import make_subplots
+
+    panels = curve_panels(history, monitor)
+    rows = max(1, -(-len(panels) // columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[p[0] for p in panels],
+                        horizontal_spacing=0.07, vertical_spacing=0.5 / rows)
+    epochs = [h.get("epoch") for h in history]
+    shown = set()
+    for i, (_, train, test) in enumerate(panels):
+        r, c = i // columns + 1, i % columns + 1
+        is_measure = train is not None and any(train.startswith(p + "_") for p in MEASURE_LABELS)
+        styles = ((train, "solid", "measured on samples after the epoch", "#2ca02c") if is_measure else
+                  (train, "solid", "train (epoch mean)", "#1f77b4"), (test, "dash", "test (after the epoch)", "#d62728"))
+        for key, dash, name, colour in styles:
+            if key is None:
+                continue
+            ys = [h.get(key) for h in history]
+            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines", name=name, legendgroup=name,
+                                     showlegend=name not in shown, line=dict(dash=dash, width=2, color=colour),
+                                     hovertemplate=f"{key}<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>"),
+                          row=r, col=c)
+            shown.add(name)
+    height = rows * height_per_row + 80
+    fig.update_layout(height=height, margin=dict(l=10, r=40, t=70, b=10), modebar=dict(orientation="v"),
+                      legend=dict(orientation="h", x=0, y=1 + 45 / (height - 80), xanchor="left", yanchor="bottom"))
+    fig.update_annotations(font_size=12)
+    fig.update_xaxes(title_text="epoch", title_standoff=2, title_font_size=10)
+    return fig
+
+
+def class_histogram_bar(shares, class_names, height: int = 150) -> go.Figure:
+    """A sampler's class shares (``(K,)`` summing to 1) as a small bar chart with a dashed line at
+    the uniform share 1/K; bars under 1 % are red (a missing class)."""
+    shares = np.asarray(shares, dtype=float)
+    k = len(shares)
+    names = [class_names[i] if i < len(class_names) else str(i) for i in range(k)]
+    colours = ["#d62728" if s < 0.01 else "#1f77b4" for s in shares]
+    fig = go.Figure(go.Bar(x=names, y=shares, marker_color=colours,
+                           hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    fig.add_hline(y=1 / k, line=dict(dash="dash", width=1, color="grey"))
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=4, b=0), yaxis=dict(tickformat=".0%", title=None),
+                      xaxis=dict(type="category", tickangle=-45, tickfont=dict(size=9)), showlegend=False)
+    return fig

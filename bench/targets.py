@@ -1,0 +1,137 @@
+"""Issue 13's targets, checked on the shipped checkpoints and results/ tables; prints a Markdown table.
+
+    python bench/targets.py [--checkpoints checkpoints] [--results results] [--datasets mnist fashion-mnist]
+
+Reads what train.py, explorer.expost and explorer.evaluate stored (no training, no sampling):
+each checkpoint's ``metrics`` (active units, test MSE, ``sampler_modes``: class entropy,
+smallest class share and nearest-training-image medians of 2,000 decoded samples per sampler,
+``latent_recovery`` for LSR-GANs), its ``stop_reason`` and history length, and the Fréchet
+distances of ``results/<dataset>-classifier.json`` (classifier features, n = 10,000 per set).
+
+Targets: every model's gmm-10 (and LDC-VAE's sampler net) class entropy >= 0.9; LDC-VAE's
+sampler net: entropy >= 0.95, no class under 4 %, memorisation median within 20 % of the test
+images', FD <= 1.5 x its gmm-10 and below the vae's N(0, I); AR-ELBO Diag-I/Diag-D: >= 12 active
+units and test MSE <= 1.5 x Iso-I's; beta-VAE: >= 4 active units and prior entropy >= 0.9;
+lsr-gan (the default λ): FD of G(z) below the base VAE's D(z), entropy >= 0.9, latent recovery
+<= 0.5 x the λ = 0 GAN's; every model: converged (the held-out loss improved < 1 % over 3
+epochs) after >= 30 epochs.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from explorer.checkpoint import CheckpointError, read_metadata  # noqa: E402
+from explorer.expost import is_sidecar  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sidecar_modes(path: Path) -> dict:
+    """``sampler_modes`` stored in a model's ex-post sidecar (gmm-100, two-stage), or {}."""
+    from safetensors import safe_open
+
+    side = path.with_name(path.name.replace(".safetensors", ".expost.safetensors"))
+    if not side.is_file():
+        return {}
+    with safe_open(str(side), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("meta", "{}")).get("sampler_modes", {})
+
+
+def fd_table(results: Path, dataset: str) -> dict:
+    path = results / f"{dataset}-classifier.json"
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text())["rows"]
+    return {(r["model"], r["variant"] if r["protocol"] == "sample" else r["protocol"]): r["fd"] for r in rows}
+
+
+def check(out: list, dataset: str, target: str, measured: str, ok: bool | None) -> None:
+    out.append((dataset, target, measured, "n/a" if ok is None else ("**met**" if ok else "**missed**")))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    p.add_argument("--results", type=Path, default=ROOT / "results")
+    p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    args = p.parse_args()
+    out: list[tuple] = []
+    for ds in args.datasets:
+        heads, modes = {}, {}
+        for path in sorted((args.checkpoints / ds).glob("*.safetensors")):
+            if is_sidecar(path):
+                continue
+            try:
+                h = read_metadata(path)
+            except CheckpointError as e:
+                check(out, ds, f"{path.name} readable", str(e), False)
+                continue
+            name = path.name[: -len(".safetensors")]
+            heads[name] = h
+            modes[name] = {**(h["meta"].get("metrics", {}).get("sampler_modes") or {}), **sidecar_modes(path)}
+        fd = fd_table(args.results, ds)
+        m = {n: h["meta"].get("metrics", {}) for n, h in heads.items()}
+        for name in sorted(heads):
+            for s in ("gmm-10", "sampler-net"):
+                q = modes[name].get(s)
+                if q is not None:
+                    check(out, ds, f"{name} {s}: class entropy >= 0.9", f"{q['class_entropy']:.3f}",
+                          q["class_entropy"] >= 0.9)
+            hist = heads[name]["meta"].get("history") or []
+            reason = heads[name]["meta"].get("stop_reason") or "not recorded"
+            check(out, ds, f"{name}: converged after >= 30 epochs", f"{len(hist)} epochs; {reason}",
+                  len(hist) >= 30 and reason.startswith("converged"))
+        q = modes.get("ldc-vae", {}).get("sampler-net")
+        if q:
+            check(out, ds, "ldc-vae sampler-net: class entropy >= 0.95", f"{q['class_entropy']:.3f}",
+                  q["class_entropy"] >= 0.95)
+            check(out, ds, "ldc-vae sampler-net: no class under 4 %", f"smallest {q['min_class_share']:.1%}",
+                  q["min_class_share"] >= 0.04)
+            r = q["nn_median"] / q["nn_median_test"]
+            check(out, ds, "ldc-vae sampler-net: nearest-train median within 20 % of test images'",
+                  f"{q['nn_median']:.2f} vs {q['nn_median_test']:.2f} (x{r:.2f})", 0.8 <= r <= 1.2)
+        a, g, v = fd.get(("ldc-vae", "sampler-net")), fd.get(("ldc-vae", "gmm-10")), fd.get(("vae", "prior"))
+        if a is not None and g is not None:
+            check(out, ds, "ldc-vae sampler-net FD <= 1.5 x its gmm-10 (classifier, n = 10k)",
+                  f"{a:.1f} vs {g:.1f} (x{a / g:.2f})", a <= 1.5 * g)
+            check(out, ds, "stretch: ldc-vae sampler-net FD below its gmm-10", f"{a:.1f} vs {g:.1f}", a < g)
+        if a is not None and v is not None:
+            check(out, ds, "ldc-vae sampler-net FD below vae's N(0, I)", f"{a:.1f} vs {v:.1f}", a < v)
+        for name in ("ar-elbo-diag-i", "ar-elbo-diag-d"):
+            if name in m and "ar-elbo-iso-i" in m:
+                check(out, ds, f"{name}: >= 12 active units", str(m[name]["active_units"]), m[name]["active_units"] >= 12)
+                a, b = m[name]["test_mse"], m["ar-elbo-iso-i"]["test_mse"]
+                check(out, ds, f"{name}: test MSE <= 1.5 x iso-i's", f"{a:.2f} vs {b:.2f} (x{a / b:.2f})", a <= 1.5 * b)
+        if "beta-vae" in m:
+            check(out, ds, "beta-vae: >= 4 active units", str(m["beta-vae"]["active_units"]),
+                  m["beta-vae"]["active_units"] >= 4)
+            q = modes["beta-vae"].get("prior")
+            if q:
+                check(out, ds, "beta-vae prior: class entropy >= 0.9", f"{q['class_entropy']:.3f}", q["class_entropy"] >= 0.9)
+        if "lsr-gan" in m:
+            lam = heads["lsr-gan"]["config"].get("lam")
+            a, b = fd.get(("lsr-gan", "prior")), fd.get(("ar-elbo-iso-i", "prior"))
+            if a is not None and b is not None:
+                check(out, ds, f"lsr-gan (λ = {lam:g}) G(z) FD below the base VAE's D(z), z ~ N(0, I)",
+                      f"{a:.1f} vs {b:.1f}", a < b)
+            q = modes["lsr-gan"].get("prior")
+            if q:
+                check(out, ds, f"lsr-gan (λ = {lam:g}) prior: class entropy >= 0.9", f"{q['class_entropy']:.3f}",
+                      q["class_entropy"] >= 0.9)
+            if "lsr-gan-lambda0" in m:
+                a, b = m["lsr-gan"]["latent_recovery"], m["lsr-gan-lambda0"]["latent_recovery"]
+                check(out, ds, "lsr-gan latent recovery <= 0.5 x λ = 0's", f"{a:.3f} vs {b:.3f} (x{a / b:.3f})",
+                      a <= 0.5 * b)
+    print("| dataset | target | measured | |")
+    print("|---|---|---|---|")
+    for row in out:
+        print("| " + " | ".join(row) + " |")
+    missed = sum(r[3] == "**missed**" for r in out)
+    print(f"\n{len(out)} checks, {missed} missed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
