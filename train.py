@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import math
 import platform
 import shlex
 import subprocess
@@ -40,6 +41,7 @@ from explorer.training import TrainConfig, TrainingDiverged, resolve_device
 CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
                   "profile": "profile", "particles": "particles", "sampler_particles": "sampler_particles",
                   "sampler_target": "sampler_target", "sampler_kernel_scale": "sampler_kernel_scale",
+                  "sampler_start": "sampler_start",
                   "vae": "base_path", "lam": "lam", "latent_term": "latent_term"}
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
 
@@ -61,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="ldc-vae: particles in the sampler net's SVGD set per step (default: the batch size)")
     p.add_argument("--sampler-target", choices=SAMPLER_TARGETS,
                    help="ldc-vae: what the sampler net's SVGD targets (default encoder-kde; see explorer.models.ldc_vae)")
+    p.add_argument("--sampler-start", type=int,
+                   help="ldc-vae: training step at which the sampler net is seeded and starts training (default 18000)")
     p.add_argument("--sampler-kernel-scale", type=float,
                    help="ldc-vae: multiplier on the sampler's median-heuristic SVGD bandwidth (default 4; 1 = the paper's)")
     p.add_argument("--vae", metavar="CHECKPOINT",
@@ -192,6 +196,7 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
                        seed=args.seed, limit=args.limit, max_epochs=args.max_epochs, tol=args.tol,
                        monitor=model.monitor_key)
     images, _ = load_dataset(args.dataset, "train", limit=args.limit)
+    model.check_schedule(math.ceil(len(images) / tcfg.batch_size) * tcfg.epochs)  # the steps every run makes
     print(f"[{name}] {family} {config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
     t0 = time.time()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -19,6 +19,7 @@ import torch
 
 from .classifier import classifier_path, load_classifier
 from .data import dataset_info, load_dataset
+from .io import file_sha256
 from .losses import kl_gaussians, kl_std_normal, squared_error
 from .metrics import active_units, feature_statistics, frechet_distance, mmd_rbf, prdc
 from .metrics.modes import class_histogram, mode_stats, nearest_sq_distances, sample_quality
@@ -118,7 +119,8 @@ def sampler_modes(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 
     For each name in ``samplers`` (default ``model.samplers``): ``n`` codes (seed ``seed``, the
     codes :func:`app_arrays` stores), decoded and passed to :func:`explorer.metrics.modes.sample_quality`
     with the dataset's shipped classifier, the training split, and :func:`test_nn_median` of as
-    many test images as samples searched (``nn_n``, default ``n``) as the reference. Returns ``{sampler: {n, class_hist, class_entropy, min_class_share,
+    many test images as samples searched (``nn_n``, default ``n``; 0 leaves memorisation out) as
+    the reference. Returns ``{sampler: {n, class_hist, class_entropy, min_class_share,
     classes_above_1pct, nn_median, nn_median_test, nn_ratio}}``, or ``{}`` without a classifier.
     """
     classifier = shipped_classifier(dataset, checkpoints)
@@ -126,9 +128,9 @@ def sampler_modes(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 
         return {}
     classifier.to(device)
     model = model.to(device).eval()
-    train = load_dataset(dataset, "train")[0]
-    nn_n = min(nn_n or n, n)
-    reference = test_nn_median(dataset, nn_n)
+    nn_n = n if nn_n is None else min(nn_n, n)
+    train = load_dataset(dataset, "train")[0] if nn_n else None
+    reference = test_nn_median(dataset, nn_n) if nn_n else None
     n_classes = len(dataset_info(dataset).classes)
     out = {}
     for s in samplers or model.samplers:
@@ -306,10 +308,9 @@ def epoch_monitor(dataset: str, device: str | torch.device = "cpu", n_samples: i
     """
     x_test, _ = load_dataset(dataset, "test", limit=limit)
     n_classes = len(dataset_info(dataset).classes)
-    try:
-        classifier = load_classifier(classifier_path(dataset, checkpoints)).to(device)
-    except Exception:  # no classifier shipped: test terms only
-        classifier = None
+    classifier = shipped_classifier(dataset, checkpoints)  # None: test terms only
+    if classifier is not None:
+        classifier.to(device)
     state = {}
 
     def reference():
@@ -368,16 +369,21 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="checkpoint root folder")
     table.add_argument("--seed", type=int, default=0)
     table.add_argument("--out", type=Path, help="write the table as JSON here (e.g. results/mnist-classifier.json)")
+    table.add_argument("--update", action="store_true",
+                       help="with --out and --models: recompute only these models' rows and keep the other rows of "
+                            "the existing --out table (same backbone, n, reference, seed)")
     args = p.parse_args(argv)
     if args.dataset:
+        if args.update and not (args.out and args.models):
+            p.error("--update needs --out (the table to update) and --models (the rows to recompute)")
         return table_main(args, argv)
     if not args.paths:
         p.error("give checkpoint paths, or --dataset for the image-space table")
     rc = 0
     if args.markdown:
         print("| dataset | model | test MSE | KL | drift KL | drift ‖z′−z‖² | AU | σx² | prior coverage | prior density "
-              "| MMD² |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| MMD² | prior class entropy | gmm-10 class entropy | gmm-10 nearest-train ratio |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     from .expost import is_sidecar
 
     for path in args.paths:
@@ -396,9 +402,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(res), flush=True)
         elif args.markdown:
+            q = res["sampler_modes"]
+            h = lambda s, key="class_entropy": format(q[s][key], ".3f") if s in q else "-"  # noqa: E731
             print(f"| {res['dataset']} | {res['name']} | {f('test_mse', '.2f')} | {f('kl', '.2f')} | "
                   f"{f('drift_kl', '.3f')} | {f('drift_sq', '.3f')} | {res['active_units']} | {f('sigma2', '.4g')} | "
-                  f"{c['coverage']:.3f} | {c['density']:.3f} | {c['mmd']:.4f} |", flush=True)
+                  f"{c['coverage']:.3f} | {c['density']:.3f} | {c['mmd']:.4f} | {h('prior')} | {h('gmm-10')} | "
+                  f"{h('gmm-10', 'nn_ratio')} |", flush=True)
         else:
             print(f"{res['dataset']:>13} {res['name']:<16} mse {f('test_mse', '7.2f')}  kl {f('kl', '7.2f')}  "
                   f"drift_kl {f('drift_kl', '7.3f')}  drift_sq {f('drift_sq', '7.3f')}  AU {res['active_units']:2d}  "
@@ -414,9 +423,14 @@ def table_main(args, argv) -> int:
     from .checkpoint import CheckpointError, load
     from .expost import is_sidecar
     from .metrics.backbones import BackboneUnavailable, get_backbone
-    from .metrics.protocol import evaluate_table, write_table
+    from .metrics.protocol import evaluate_table, merge_tables, write_table
     from .training import resolve_device
 
+    try:
+        old = json.loads(args.out.read_text()) if args.update else None
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"error: --update: cannot read the existing table {args.out}: {e}", file=sys.stderr)
+        return 2
     try:
         device = resolve_device(args.device)
         folder = args.checkpoints / args.dataset
@@ -434,6 +448,13 @@ def table_main(args, argv) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     table["command"] = "python -m explorer.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
+    table["checkpoints"] = {name: file_sha256(paths[name]) for name in names}  # which file each row measured
+    if old is not None:
+        try:
+            table = merge_tables(old, table)
+        except ValueError as e:
+            print(f"error: --update: {e}", file=sys.stderr)
+            return 2
     if args.out:
         write_table(table, args.out)
         print(f"wrote {args.out} ({len(table['rows'])} rows)")

@@ -68,9 +68,14 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save as st_save
+from sklearn.exceptions import ConvergenceWarning
 from torch import nn
+from tqdm.auto import tqdm
 
 from .configs import DictConfig
+from .io import atomic_write_bytes, file_sha256
 from .samplers import GaussianMixtureSampler
 
 FORMAT = "latent-explorer-expost/1"
@@ -248,8 +253,6 @@ class SecondStageVAE(nn.Module):
         Raises:
             ValueError: codes are not ``(N, d)`` with N >= 2, or contain NaN/inf.
         """
-        from tqdm.auto import tqdm
-
         cfg = config or TwoStageConfig()
         d = self.latent_dim
         if codes.dim() != 2 or codes.shape[1] != d or codes.shape[0] < 2:
@@ -431,8 +434,6 @@ def fit_expost(codes: torch.Tensor, seed: int = 0, device: str | torch.device = 
     Raises:
         ValueError: codes are not ``(N, d)`` with N >= ``n_components``, or not finite.
     """
-    from sklearn.exceptions import ConvergenceWarning
-
     cfg = two_stage or TwoStageConfig()
     d = codes.shape[1]
     ex = ExPostSamplers(d, cfg, n_components)
@@ -465,10 +466,6 @@ def save_sidecar(ex: ExPostSamplers, checkpoint: str | Path, meta: dict) -> Path
     Raises:
         ValueError: no ``checkpoint_sha256`` in ``meta``. TypeError: ``meta`` is not JSON-able.
     """
-    from safetensors.torch import save as st_save
-
-    from .checkpoint import atomic_write_bytes
-
     if not meta.get("checkpoint_sha256"):
         raise ValueError("sidecar meta needs the checkpoint_sha256 of the model it was fitted on")
     path = sidecar_path(checkpoint)
@@ -483,8 +480,6 @@ def read_sidecar_meta(path: str | Path) -> dict:
     Raises:
         SidecarError: missing, unreadable or foreign file, or damaged metadata.
     """
-    from safetensors import safe_open
-
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -505,8 +500,6 @@ def load_sidecar(path: str | Path, latent_dim: int) -> ExPostSamplers:
     Raises:
         SidecarError: unreadable, foreign or truncated file, or tensors that do not fit ``latent_dim``.
     """
-    from safetensors import safe_open
-
     path = Path(path)
     meta = read_sidecar_meta(path)
     try:
@@ -531,7 +524,6 @@ def attach_sidecar(model, checkpoint: str | Path) -> bool:
     SHA-256 differs) or an unreadable one is left out with a ``UserWarning`` naming both files
     and the refit command; the model itself is unaffected.
     """
-    from .models.lsr_gan import file_sha256
 
     checkpoint = Path(checkpoint)
     path = sidecar_path(checkpoint)
@@ -608,7 +600,6 @@ def fit_checkpoint(path: str | Path, seed: int = 0, device: str | torch.device =
             while fitting (nothing is written then).
     """
     from .checkpoint import CheckpointError, load_checkpoint
-    from .models.lsr_gan import file_sha256
     from .training import resolve_device
 
     path = Path(path)

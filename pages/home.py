@@ -39,7 +39,9 @@ def metrics_table(ok: dict) -> pd.DataFrame:
         rows.append({"model": name, "family": h["family"], "d": h["config"].get("latent_dim"),
                      **{label: m.get(key) for key, label in COLUMNS.items()},
                      "prior coverage": cov.get("coverage"), "prior density": cov.get("density"),
-                     "MMD²": cov.get("mmd"), "epochs": len(h["meta"].get("history") or []) or None,
+                     "MMD²": cov.get("mmd"),
+                     "gmm-10 class entropy": (m.get("sampler_modes") or {}).get("gmm-10", {}).get("class_entropy"),
+                     "epochs": len(h["meta"].get("history") or []) or None,
                      "converged": converged_label(h["meta"]),
                      "trained on": h["meta"].get("device")})
     return pd.DataFrame(rows)
@@ -55,7 +57,7 @@ for dataset in DATASETS:
         continue
     st.dataframe(metrics_table(ok), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4g") for c in
-                                [*COLUMNS.values(), "prior coverage", "prior density", "MMD²"]})
+                                [*COLUMNS.values(), "prior coverage", "prior density", "MMD²", "gmm-10 class entropy"]})
 st.caption("Metrics are computed by `python -m explorer.evaluate` at train time on the 10k test set; coverage "
            "numbers compare 2,000 prior samples with the encoder means of 2,000 test images in the full latent "
            "space (k = 5).")

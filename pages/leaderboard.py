@@ -8,9 +8,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from explorer.io import file_sha256
+from explorer.metrics.protocol import stale_models
 from explorer.published import PROTOCOL_DIFFERENCES, PUBLISHED_SOURCES, published_rows
 from ui import state
-from ui.common import ROOT, checkpoints, current_dataset, ensure_navigation
+from ui.common import ROOT, checkpoints, current_dataset, ensure_navigation, model_version
 from ui.export import chart
 
 
@@ -23,6 +25,18 @@ def results_tables(dataset: str) -> dict:
     """backbone -> table, from ``results/<dataset>-<backbone>.json`` (re-read when a file changes)."""
     files = sorted((ROOT / "results").glob(f"{dataset}-*.json"))
     return _read_tables(tuple((str(p), p.stat().st_mtime_ns) for p in files))
+
+
+@st.cache_data(show_spinner=False)
+def _sha(path: str, version: tuple) -> str:
+    return file_sha256(path)
+
+
+def stale_rows(dataset: str, table: dict) -> list[str]:
+    """Models whose shipped checkpoint is not the file the table's rows measured."""
+    shipped = checkpoints(dataset)[0]
+    recorded = table.get("checkpoints", {})
+    return stale_models(table, {n: _sha(h["path"], model_version(dataset, n)) for n, h in shipped.items() if n in recorded})
 
 
 ensure_navigation()
@@ -64,6 +78,11 @@ st.markdown(f"**{table['label']}**, n = {table['n']:,} images per set against {t
 st.caption(f"`{table.get('command', '')}`")
 if table["backbone"] != "inception":
     st.info(f"{table['label']} is not FID: its values are comparable only within this table.")
+stale = stale_rows(dataset, table)
+if stale:
+    st.warning(f"Rows of {', '.join(stale)} were measured on an earlier version of the checkpoint (it was retrained "
+               f"since); rerun `python -m explorer.evaluate --dataset {dataset} --backbone {table['backbone']} "
+               f"--n {table['n']} --out results/{dataset}-{backbone}.json --update --models {' '.join(stale)}`.")
 
 rows["set"] = rows["protocol"].where(rows["variant"] == "-", rows["protocol"] + "/" + rows["variant"])
 wide = rows.pivot(index="model", columns="set", values=metric).astype(float)
@@ -79,7 +98,7 @@ if metric in FIDELITY and "class_entropy" in rows:
     paired = pd.concat({metric: wide, "class entropy": entropy}, axis=1).swaplevel(axis=1)
     wide = paired[[(c, k) for c in wide.columns for k in (metric, "class entropy")]]
     wide.columns = [f"{c} · {k}" for c, k in wide.columns]
-    wide = wide.loc[rank.sort_values(ascending=False).index]
+    wide = wide.astype(float).loc[rank.sort_values(ascending=False, na_position="last").index]
     st.caption(f"Ranked by the mean over the sample sets of {metric} × class entropy: a mode-collapsed model draws "
                f"the same good image every time (high {metric}, class entropy near 0).")
 else:
@@ -145,6 +164,9 @@ with st.spinner("Drawing charts ..."):
         cols = st.columns(per_row)
         for col, name in zip(cols, columns[start:start + per_row]):
             s = wide[name].dropna().sort_values(ascending=metric in LOWER_IS_BETTER)
+            if s.empty:  # e.g. class entropy of a set whose rows predate the measure
+                col.caption(f"{name}: no {metric} measured yet")
+                continue
             fig = px.bar(x=s.values, y=s.index, orientation="h", title=name,
                          labels={"x": label, "y": ""}, height=120 + 22 * len(s))
             fig.update_layout(margin=dict(l=0, r=10, t=40, b=0), yaxis=dict(autorange="reversed"))

@@ -52,8 +52,9 @@ panels, proj = {}, {}
 for name, model in models:
     proj[name] = p = projection if f"{projection}_test" in model.arrays else "pca"
     panels[name] = {s: sampler_xy(dataset, name, s, p) for s in model.samplers}
-ranges = {p: shared_ranges([np.concatenate([m.arrays[f"{p}_test"].numpy()] + list(panels[n].values()))
-                            for n, m in models if proj[n] == p]) for p in set(proj.values())}
+# one range per model, shared by its samplers' panels: each model has its own projection and latent scale
+# (LDC-VAE's codes span ~±40, a σx² = 1 VAE's ~±2), so a range shared across models shrinks some to a dot
+ranges = {n: shared_ranges([m.arrays[f"{proj[n]}_test"].numpy(), *panels[n].values()]) for n, m in models}
 for name, model in models:
     st.subheader(f"{name} (d = {model.latent_dim})")
     a, p = model.arrays, proj[name]
@@ -67,7 +68,7 @@ for name, model in models:
                 picture(sample_grid_png(dataset, name, s, int(n_show), model_version(dataset, name), model),
                         f"decode(z), z from {s}", key=f"grid_{name}_{s}", filename=f"{dataset}-{name}-{s}-samples")
                 fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
-                                     panels[name][s], sampler=s, axis_titles=axis_titles(p), ranges=ranges[p],
+                                     panels[name][s], sampler=s, axis_titles=axis_titles(p), ranges=ranges[name],
                                      height=320)
                 chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
                       on_select="rerun")

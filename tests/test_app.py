@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import explorer
 from explorer.models import ZOO
 from ui.apptest import as_running_server
 
@@ -99,6 +100,20 @@ def test_broken_checkpoint_warns_and_the_rest_still_loads(tmp_path, monkeypatch)
     assert not at.exception and len(at.get("plotly_chart")) == 1
 
 
+def test_home_plots_the_learning_curves_with_the_stopping_rule_first():
+    at = open_page("pages/home.py")
+    at.selectbox(key="home_curves_mnist").set_value("vae").run()
+    assert not at.exception, [e.value for e in at.exception]
+    meta = explorer.load(ROOT / "checkpoints" / "mnist" / "vae.safetensors").meta
+    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    assert "stopping rule" in titles[0] and "MSE" in titles[0]  # the monitored test MSE comes first
+    test_curve = next(t for t in spec["data"] if t["name"].startswith("test") and "test_mse" in t["hovertemplate"])
+    assert test_curve["y"] == [h["test_mse"] for h in meta["history"]]  # one point per epoch, as stored
+    assert len(meta["history"]) >= 30 and meta["stop_reason"].startswith("converged")
+    assert any("converged" in t.value for t in at.text)
+
+
 def test_sidecars_are_not_listed_as_models_and_a_stale_one_warns(tmp_path, monkeypatch):
     src = ROOT / "checkpoints" / "mnist"
     (tmp_path / "mnist").mkdir()
@@ -114,9 +129,15 @@ def test_sidecars_are_not_listed_as_models_and_a_stale_one_warns(tmp_path, monke
     assert not at.exception, [e.value for e in at.exception]
     stale = [w.value for w in at.warning if "ar-elbo-iso-i.expost.safetensors" in w.value]
     assert len(stale) == 1 and "python -m explorer.expost" in stale[0], [w.value for w in at.warning]
-    assert len(at.get("plotly_chart")) == 4 + 2  # vae: prior, gmm-10, gmm-100, two-stage; ar-elbo-iso-i: prior, gmm-10
+    def charts(prefix):
+        return [c for c in at.get("plotly_chart") if c.key.startswith(prefix)]
+
+    assert len(charts("sampler_")) == 4 + 2  # vae: prior, gmm-10, gmm-100, two-stage; ar-elbo-iso-i: prior, gmm-10
+    # class histograms: the retrained vae stores its numbers (sidecar: gmm-100, two-stage); this folder has no
+    # classifier to compute ar-elbo-iso-i's on demand, so it gets none
+    assert [c.key for c in charts("hist_")] == [f"hist_vae_{s}" for s in ("prior", "gmm-10", "gmm-100", "two-stage")]
     at.radio(key="sampler_projection").set_value("umap").run()  # ex-post codes placed in the stored UMAP embedding
-    assert not at.exception and len(at.get("plotly_chart")) == 6
+    assert not at.exception and len(charts("sampler_")) == 6
     assert any("15 nearest encoder means" in c.value for c in at.caption)
 
 
@@ -143,7 +164,7 @@ def test_sampler_page_shows_every_sampler_of_ldc_vae(dataset):
     charts = at.get("plotly_chart")
     assert len(charts) == 18
     bars = [c for c in charts if json.loads(c.proto.spec)["data"][0]["type"] == "bar"]
-    assert len(bars) == 9 and all(len(json.loads(c.proto.spec)["data"][0]["y"]) == 10 for c in bars)
+    assert len(bars) == 9 and all(len(json.loads(c.proto.spec)["data"][0]["x"]) == 10 for c in bars)  # y: plotly's typed array
     assert len([m for m in at.markdown if m.value.startswith("coverage **")]) == 9
     assert len([m for m in at.markdown if m.value.startswith("class entropy **")]) == 9
     assert len([im for im in at.image if any("decode(z)" in c for c in im.captions)]) == 9
@@ -250,3 +271,27 @@ def test_leaderboard_shows_the_results_and_opens_a_model_on_the_other_pages():
     assert not at.exception
     at.switch_page("pages/coverage.py").run()
     assert at.multiselect(key="coverage_models_mnist").value == ["ar-elbo-iso-i"]
+
+
+def test_leaderboard_never_ranks_by_precision_alone():
+    """Precision comes with each set's class entropy beside it, and rows are ranked by the mean over
+    the sample sets of precision x class entropy (issue 13: a collapsed model scores precision 1)."""
+    table = json.loads((ROOT / "results" / "mnist-classifier.json").read_text())
+    at = open_page("pages/leaderboard.py")
+    at.radio(key="lb_metric").set_value("precision").run()
+    assert not at.exception, [e.value for e in at.exception]
+    wide = at.dataframe[0].value
+    assert "sample/gmm-10 · precision" in wide.columns and "sample/gmm-10 · class entropy" in wide.columns
+    rows = [r for r in table["rows"] if r["protocol"] == "sample"]
+    score, unmeasured = {}, set()
+    for r in rows:  # rows of tables made before issue 13 have no class entropy: ranked last
+        if r.get("class_entropy") is None:
+            unmeasured.add(r["model"])
+        else:
+            score.setdefault(r["model"], []).append(r["precision"] * r["class_entropy"])
+    assert score, "the table has class entropies to rank by"
+    expected = sorted(score, key=lambda m: -sum(score[m]) / len(score[m]))
+    assert list(wide.index[:len(expected)]) == expected
+    assert set(wide.index[len(expected):]) - {"test-data"} == unmeasured - set(score)
+    at.radio(key="lb_metric").set_value("class_entropy").run()
+    assert not at.exception and "sample/gmm-10" in at.dataframe[0].value.columns

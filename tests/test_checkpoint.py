@@ -88,16 +88,21 @@ def test_evaluate_cli_reproduces_the_stored_metrics(capsys):
     from pathlib import Path
 
     from explorer.evaluate import main
-    path = Path(__file__).resolve().parent.parent / "checkpoints" / "mnist" / "vae-2d.safetensors"
+    path = Path(__file__).resolve().parent.parent / "checkpoints" / "mnist" / "vae.safetensors"  # retrained (issue 13)
     assert main([str(path), "--json"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"name", "model", "dataset", "latent_dim", "test_mse", "kl", "drift_kl", "active_units", "sigma2",
             "coverage"} <= set(res)
-    assert res["name"] == "vae-2d" and res["latent_dim"] == 2 and res["sigma2"] is None
+    assert res["name"] == "vae" and res["latent_dim"] == 16 and res["sigma2"] is None
     stored = explorer.load(path).meta["metrics"]
     for key in ("test_mse", "kl", "drift_kl"):
         assert res[key] == pytest.approx(stored[key], rel=1e-4)
     assert res["coverage"] == pytest.approx(stored["coverage"], rel=1e-4)
+    # the mode coverage and memorisation numbers stored at train time recompute (same seed, same classifier)
+    assert set(res["sampler_modes"]) >= set(stored["sampler_modes"]) >= {"prior", "gmm-10"}
+    for s, q in stored["sampler_modes"].items():
+        assert res["sampler_modes"][s]["class_hist"] == pytest.approx(q["class_hist"], abs=1e-9)
+        assert res["sampler_modes"][s]["nn_median"] == pytest.approx(q["nn_median"], rel=1e-4)
 
 
 def test_evaluate_cli_reports_a_bad_file(tmp_path, capsys):

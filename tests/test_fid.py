@@ -1,5 +1,6 @@
 """Fréchet distance (exact answers), feature backbones, the image-space protocol, the classifier."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +10,11 @@ from scipy import linalg
 from explorer.checkpoint import CheckpointError
 from explorer.classifier import Classifier, ClassifierConfig, classifier_path, load_classifier, save_classifier
 from explorer.data import load_dataset
+from explorer.expost import is_sidecar
+from explorer.io import file_sha256
 from explorer.interpolation import interpolate, slerp
 from explorer.metrics import feature_statistics, frechet_distance
-from explorer.metrics.protocol import evaluate_table, image_sets
+from explorer.metrics.protocol import evaluate_table, image_sets, merge_tables, stale_models
 
 
 def random_psd(rng, f, rank=None):
@@ -206,3 +209,51 @@ def test_evaluate_cli_writes_a_table(tmp_path, monkeypatch):
     assert "--models vae" in table["command"]
     assert main(["--dataset", "mnist", "--models", "no-such-model"]) == 2
     assert main(["--dataset", "mnist", "--backbone", "resnet"]) == 2
+    # --update recomputes only the named model's rows and keeps the rest; another n is refused
+    vae_rows = [r for r in table["rows"] if r["model"] == "vae"]
+    table["rows"].append({**vae_rows[0], "model": "kept-model"})
+    out.write_text(json.dumps(table))
+    assert main(["--dataset", "mnist", "--backbone", "classifier", "--n", "100", "--n-ref", "400",
+                 "--models", "vae", "--out", str(out), "--update"]) == 0
+    merged = json.loads(out.read_text())
+    assert [r["model"] for r in merged["rows"]].count("kept-model") == 1
+    assert len([r for r in merged["rows"] if r["model"] == "vae"]) == len(vae_rows)
+    assert merged["command"] == table["command"] and merged["updates"][0]["models"] == ["vae"]
+    assert main(["--dataset", "mnist", "--backbone", "classifier", "--n", "50", "--n-ref", "400",
+                 "--models", "vae", "--out", str(out), "--update"]) == 2
+    assert json.loads(out.read_text()) == merged  # a refused update leaves the table as it was
+
+
+def _table(n=100, rows=()):
+    return {"dataset": "mnist", "backbone": "classifier", "n": n, "n_ref": 400, "prdc_n": 100, "seed": 0,
+            "command": f"run n={n}", "created": "t", "rows": [{"model": m, "fd": fd} for m, fd in rows]}
+
+
+def test_merge_tables_replaces_only_the_new_models_rows():
+    old = _table(rows=[("test-data", 1.0), ("a", 2.0), ("a", 2.5), ("b", 3.0)])
+    new = _table(rows=[("test-data", 1.1), ("a", 9.0), ("c", 4.0)])
+    merged = merge_tables(old, new)
+    assert [(r["model"], r["fd"]) for r in merged["rows"]] == [("test-data", 1.1), ("b", 3.0), ("a", 9.0), ("c", 4.0)]
+    assert merged["command"] == "run n=100" and merged["updates"] == [{"models": ["a", "c"], "command": "run n=100",
+                                                                         "created": "t"}]
+    assert merge_tables(merged, new)["updates"][1]["models"] == ["a", "c"]
+    with pytest.raises(ValueError, match="different n: 100 .* 50"):
+        merge_tables(old, _table(n=50))
+
+
+def test_stale_models_are_those_whose_file_changed():
+    table = {"checkpoints": {"a": "1", "b": "2", "gone": "3"}}
+    assert stale_models(table, {"a": "1", "b": "9", "new": "4"}) == ["b"]
+    assert stale_models({}, {"a": "1"}) == []  # a table without the record judges nothing
+
+
+@pytest.mark.parametrize("table_path", sorted((Path(__file__).resolve().parent.parent / "results").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_shipped_tables_measured_the_shipped_checkpoints(table_path):
+    """Every results table records the SHA-256 of each checkpoint its rows measured; a retrained
+    checkpoint needs its rows recomputed (``explorer.evaluate ... --update --models NAME``)."""
+    table = json.loads(table_path.read_text())
+    folder = table_path.parent.parent / "checkpoints" / table["dataset"]
+    shipped = {p.name[: -len(".safetensors")]: p for p in folder.glob("*.safetensors") if not is_sidecar(p)}
+    assert set(table["checkpoints"]) == set(shipped), "the table covers exactly the shipped models"
+    assert stale_models(table, {n: file_sha256(p) for n, p in shipped.items()}) == []

@@ -137,7 +137,8 @@ def test_kde_score_closed_form():
 @pytest.mark.parametrize("target", ["encoder-kde", "gibbs-mixture"])
 def test_both_sampler_targets_give_a_direction_and_the_bank_is_first_in_first_out(target, batch):
     torch.manual_seed(0)
-    model = build_model("ldc-vae", latent_dim=4, particles=3, sampler_target=target, code_bank=30)
+    # sampler_start=0: the sampler trains from the first step (the default waits 18,000 steps, reading 7)
+    model = build_model("ldc-vae", latent_dim=4, particles=3, sampler_target=target, code_bank=30, sampler_start=0)
     terms = model.loss(batch[:6])
     assert torch.isfinite(terms["phi_sampler"]) and terms["phi_sampler"] > 0
     if target == "encoder-kde":
@@ -151,7 +152,7 @@ def test_both_sampler_targets_give_a_direction_and_the_bank_is_first_in_first_ou
 def test_paper_profile_is_the_rae_network_and_trains(batch):
     from explorer.training import train_step
     torch.manual_seed(0)
-    model = build_model("ldc-vae", profile="paper", particles=2)
+    model = build_model("ldc-vae", profile="paper", particles=2, sampler_start=0)
     convs = [m for m in model.encoder.rest if isinstance(m, torch.nn.Conv2d)]
     assert [model.encoder.first.out_channels] + [c.out_channels for c in convs] == [128, 256, 512, 1024]
     before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("sampler_net")}
@@ -203,4 +204,17 @@ def test_config_saved_before_reading_6_loads_as_the_old_sampler(tmp_path):
     cfg = cls.config_class.from_dict(cls.upgrade_config(legacy))
     assert cfg.sampler_components == 0 and cfg.sampler_start == 0
     fresh = cls.config_class.from_dict({"latent_dim": 4})  # a new config gets reading 6's defaults
-    assert fresh.sampler_components == 256 and fresh.sampler_start == 3000
+    assert fresh.sampler_components == 256 and fresh.sampler_start == 18_000
+
+
+def test_a_run_too_short_for_the_sampler_is_refused_before_training():
+    """Reading 7: train.py asks check_schedule with the run's guaranteed steps before any work."""
+    import train as train_cli
+
+    model = build_model("ldc-vae", latent_dim=4)
+    model.check_schedule(18_000 + 3000)  # 35 epochs of 60k at batch 100: fine
+    with pytest.raises(ValueError, match="starts at step 18000.*3000 steps after it"):
+        model.check_schedule(18_000)
+    build_model("ldc-vae", latent_dim=4, sampler_start=0).check_schedule(3000)
+    assert train_cli.main(["--model", "ldc-vae", "--dataset", "mnist", "--limit", "200", "--epochs", "1",
+                           "--out", "/nonexistent-never-written"]) == 2

@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Families built on another checkpoint get it here: LSR-GAN on the shipped mnist ar-elbo-iso-i.
 OUTSIDE_PARTS = {"lsr-gan": {"base_path": str(ROOT / "checkpoints" / "mnist" / "ar-elbo-iso-i.safetensors")}}
+# Overrides so that one step trains every network: LDC-VAE's sampler net otherwise waits for
+# ``sampler_start`` steps (tests/test_ldc_vae.py checks that wait).
+ONE_STEP = {"ldc-vae": {"sampler_start": 0}}
 ELBO_TRAINED = sorted(n for n, (family, _) in ZOO.items() if MODELS[family].trainer == "elbo")
 
 
@@ -39,7 +42,7 @@ def test_unknown_family_and_field_are_named():
 def test_one_training_step_changes_every_trained_network(name, batch):
     torch.manual_seed(0)
     family, overrides = ZOO[name]
-    model = build_model(family, **overrides)
+    model = build_model(family, **{**overrides, **ONE_STEP.get(name, {})})
     before = copy.deepcopy(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     terms = train_step(model, opt, batch)
@@ -112,3 +115,16 @@ def test_paper_profile_builds_app_j_shapes(batch):
     assert n_params > 10_000_000  # FC1024 layers of 002 App. J.1
     with torch.no_grad():
         assert model.decode(model.encode(batch)).shape == batch.shape
+
+
+@pytest.mark.parametrize("name", ELBO_TRAINED)
+def test_eval_terms_are_detached_and_change_nothing(name, batch):
+    """The per-epoch monitor reads ``eval_terms``: detached scalars, weights untouched."""
+    torch.manual_seed(0)
+    family, overrides = ZOO[name]
+    model = build_model(family, **overrides).eval()
+    before = copy.deepcopy(model.state_dict())
+    terms = model.eval_terms(batch)
+    assert "mse" in terms and all(v.dim() == 0 and not v.requires_grad for v in terms.values()), terms
+    for k, v in before.items():  # LDC-VAE's gibbs_sigma2 is NaN before training: equal_nan
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0, equal_nan=True, msg=k)

@@ -103,14 +103,16 @@ def sample_quality(images: torch.Tensor, classifier, train_images: torch.Tensor,
 
     Returns :func:`mode_stats` of the classifier's labels of all ``n`` images, ``n``,
     ``nn_median`` (median squared L2 distance from the first ``nn_n`` images, default all, to the
-    nearest of ``train_images``) and ``nn_n``, and, when ``test_nn_median`` (the same median for
+    nearest of ``train_images``; left out with ``nn_n = 0``) and ``nn_n``, and, when ``test_nn_median`` (the same median for
     test images) is given, ``nn_median_test`` and ``nn_ratio`` = nn_median / nn_median_test (1 for
     samples as novel as new data; well below 1 for copies of training images).
     """
     labels = classify(classifier, images)
+    out = {"n": len(images), **mode_stats(class_histogram(labels, n_classes))}
     nn_n = len(images) if nn_n is None else min(nn_n, len(images))
-    out = {"n": len(images), **mode_stats(class_histogram(labels, n_classes)),
-           "nn_median": float(nearest_sq_distances(images[:nn_n], train_images).median()), "nn_n": nn_n}
+    if nn_n == 0:
+        return out
+    out.update(nn_median=float(nearest_sq_distances(images[:nn_n], train_images).median()), nn_n=nn_n)
     if test_nn_median is not None:
         out["nn_median_test"] = float(test_nn_median)
         out["nn_ratio"] = out["nn_median"] / float(test_nn_median) if test_nn_median > 0 else None

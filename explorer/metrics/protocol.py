@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from ..data import load_dataset
 from ..evaluate import batched
 from ..interpolation import slerp
+from ..io import atomic_write_bytes
 from .frechet import feature_statistics, frechet_distance
 from .latent import prdc
 from .modes import class_histogram, classify, mode_stats, nearest_sq_distances
@@ -61,8 +62,6 @@ def reference_features(dataset: str, backbone, n_ref: int | None = None, cache: 
     Read from the cache when a file for (dataset, n_ref, backbone.key) exists, else computed and
     written atomically. A cache file that cannot be read is recomputed and replaced.
     """
-    from ..checkpoint import atomic_write_bytes
-
     x, _ = load_dataset(dataset, "train", limit=n_ref)
     desc = f"{dataset} train, first {len(x)} images"
     path = (cache or cache_dir()) / "fid" / f"{dataset}-train{len(x)}-{backbone.key}.safetensors"
@@ -198,10 +197,44 @@ def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows": rows}
 
 
+MERGE_KEYS = ("dataset", "backbone", "n", "n_ref", "prdc_n", "seed")  # what makes two tables' rows comparable
+
+
+def merge_tables(old: dict, new: dict) -> dict:
+    """``old`` with the rows of ``new``'s models replaced or added (a model retrained since ``old``).
+
+    Rows stay comparable only under one protocol, so the tables must agree on :data:`MERGE_KEYS`.
+    The result keeps ``old``'s header and ``command``, takes ``new``'s ``test-data`` row and
+    ``nn_median_test``, merges ``checkpoints`` (model -> SHA-256 of the file its rows measured); ``updates`` lists each merge (models, command, created) after the first run.
+
+    Raises:
+        ValueError: the tables differ in one of :data:`MERGE_KEYS` (named, with both values).
+    """
+    for key in MERGE_KEYS:
+        if old.get(key) != new.get(key):
+            raise ValueError(f"cannot merge tables with different {key}: {old.get(key)!r} (existing) vs "
+                             f"{new.get(key)!r} (new); rerun the whole table")
+    models = {r["model"] for r in new["rows"]} - {"test-data"}
+    kept = [r for r in old["rows"] if r["model"] not in models and r["model"] != "test-data"]
+    data = [r for r in new["rows"] if r["model"] == "test-data"]
+    merged = {**old, "rows": data + kept + [r for r in new["rows"] if r["model"] != "test-data"],
+              "nn_median_test": new.get("nn_median_test", old.get("nn_median_test")),
+              "nn_n": new.get("nn_n", old.get("nn_n")),
+              "checkpoints": {**old.get("checkpoints", {}), **new.get("checkpoints", {})}}
+    merged["updates"] = [*old.get("updates", []), {"models": sorted(models), "command": new.get("command"),
+                                                   "created": new.get("created")}]
+    return merged
+
+
+def stale_models(table: dict, current: dict[str, str]) -> list[str]:
+    """Models whose rows in ``table`` measured another file than ``current`` (name -> SHA-256 of
+    the checkpoint now shipped): retrained since. Names absent from either side are not judged."""
+    recorded = table.get("checkpoints", {})
+    return sorted(n for n, sha in recorded.items() if n in current and current[n] != sha)
+
+
 def write_table(table: dict, path: str | Path) -> None:
     """Write a table as indented JSON, atomically."""
-    from ..checkpoint import atomic_write_bytes
-
     atomic_write_bytes(path, (json.dumps(table, indent=1, default=_json_default) + "\n").encode())
 
 

@@ -200,6 +200,10 @@ class LatentModel(nn.Module):
     #: Samplers whose decoded images :func:`explorer.evaluate.epoch_monitor` checks after every epoch.
     monitor_samplers: tuple[str, ...] = ("prior",)
 
+    def check_schedule(self, total_steps: int) -> None:
+        """Refuse, before training starts, a run whose guaranteed ``total_steps`` optimiser steps (its
+        minimum epochs) are too few for the model's own schedule. Raises ValueError; the base has none."""
+
     def eval_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every term of :meth:`loss` on held-out images ``x (B, C, H, W)``, detached scalars,
         with no side effects (no :meth:`on_step`, no parameter update), and ``mse``, the batch

@@ -104,11 +104,25 @@ Readings where the paper is ambiguous (each checked by a measurement; see the cl
    The offsets are seeded at step ``sampler_start`` from K encoder particles of the bank, and the
    net's last layer is set so its spread starts at the KDE's width (:meth:`LDCVAE.seed_sampler`):
    the sampler starts as a kernel density over K encoder particles, which SVGD then trains. Same
-   frozen-decoder measurement, 2,000 steps, K = 1,024: class entropy 0.996, smallest class 7.5 %,
-   nearest-training-image median 18.0 (test images 19.0), Fréchet distance (classifier features,
-   against the test images) 72 against the GMM-10's 68. One SVGD set over all k's instead under-
-   disperses: 16 sets of 8 gave median 11.3 and a single set of 128, 7.6 (copies of the seeds).
+   frozen-decoder measurement, 2,000 steps of 4 sets of 32, K = 256: class entropy 0.996,
+   smallest class 8.3 %, nearest-training-image median 16.9 (test images 19.0), Fréchet distance
+   (classifier features, against 2,000 test images) 77 against the GMM-10's 68 (K = 1,024: 0.996,
+   7.5 %, 17.6, 72). Smaller sets under-disperse (SVGD's variance collapse, reading 5), leaving the
+   samples near their seeds: 16 sets of 8 gave median 11.3, one set of 128 over all k's 7.6.
    Before ``sampler_start`` the encoder's codes are still moving and the sampler does not train.
+7. **When the sampler trains: on the converged encoder** (``sampler_start`` = 18,000 steps, 30
+   epochs of 60k images at batch 100). Trained jointly from step 3,000, the sampler net kept every
+   class (MNIST class entropy 0.98-0.99, smallest class 6.6-7.4 % over epochs 6-14) but its Fréchet
+   distance (classifier features, 2,000 samples against the test images) rose with every epoch, 65
+   at seeding, 105 at epoch 6, 114 at epoch 8, 175 at epoch 13, while the encoder's codes kept
+   spreading (std per unit 8.2 at epoch 8, 9.6 at epoch 14; Fashion-MNIST 67 to 88 over epochs
+   6-12). The lagging sampler ends up between the codes: its samples sat 19.7 from the nearest
+   encoder mean where encoder means sit 15.4 apart. A sampler seeded on the epoch-14 encoder and
+   trained 3,000 steps on its frozen KDE reached FD 80, class entropy 0.98, smallest class 4.1 %,
+   nearest-training-image median 16.2 (test images 19.2). Halving the KDE width instead (Scott's h
+   x 0.5) gave FD 59 but median 8.3: copies of training images, so the target keeps Scott's h.
+   Algorithm 1 is unchanged otherwise: after ``sampler_start`` encoder, decoder and sampler train
+   together; ``train.py`` refuses a run too short to train the sampler for 3,000 steps.
 
 Units: ``rec`` is the per-image sum of squared errors on [0, 1] pixels (the decoder's loss is
 its batch mean; MSE up to the constant D), ``sigma2`` is per pixel. The surrogate losses for the
@@ -131,6 +145,7 @@ from .base import LatentModel, ModelConfig
 # The small profile gets batch norm like the RAE nets (see explorer.nets.small_bn_nets for why).
 NETS_FOR_PROFILE = {"small": "small-bn", "small-bn": "small-bn", "paper": "rae", "rae": "rae"}
 SAMPLER_TARGETS = ("encoder-kde", "gibbs-mixture")
+SAMPLER_MIN_STEPS = 3000  # sampler steps after sampler_start that a run must leave (reading 7)
 
 
 @dataclass
@@ -138,7 +153,9 @@ class LDCVAEConfig(ModelConfig):
     """LDC-VAE settings.
 
     Attributes:
-        particles: M, encoder particles (noise draws) per image for SVGD (eq. 15); >= 2.
+        particles: M, encoder particles (noise draws) per image for SVGD (eq. 15); >= 2. The paper
+            gives no M; 4 (the first checkpoints used 8, which doubles the time per step on a CPU:
+            a 30-epoch run on 2 shared cores took ~18 min per epoch against ~7 at 4).
         sampler_particles: particles in each of the sampler net's SVGD sets per step; 0 means
             the batch size (one set). >= 2 otherwise.
         sampler_components: K, the component indices k of the sampler's input noise (ε, k),
@@ -146,8 +163,9 @@ class LDCVAEConfig(ModelConfig):
         sampler_sets: with K > 0, the components drawn per step, each with its own SVGD set of
             ``sampler_particles`` particles (the encoder's per-image sets, with k for x).
         sampler_start: training step at which the sampler's component offsets are seeded from
-            the code bank and its training begins (reading 6); the encoder needs some steps
-            before its particles mean anything.
+            the code bank and its training begins (readings 6-7): once the encoder's codes have
+            stopped moving (18,000 = 30 epochs of 60k images at batch 100). 0: the sampler trains from the first step,
+            unseeded (offsets at zero), as in Algorithm 1.
         mean_draws: noise draws averaged by ``encode`` for the posterior mean.
         rec_to_encoder: L_REC's gradient also reaches the encoder (Algorithm 1 step 4 updates
             E and D with both gradients); False trains the encoder by SVGD alone.
@@ -163,7 +181,7 @@ class LDCVAEConfig(ModelConfig):
             target; >= 2.
     """
 
-    particles: int = 8
+    particles: int = 4
     sampler_particles: int = 32
     mean_draws: int = 16
     rec_to_encoder: bool = True
@@ -172,7 +190,7 @@ class LDCVAEConfig(ModelConfig):
     code_bank: int = 8192
     sampler_components: int = 256
     sampler_sets: int = 4
-    sampler_start: int = 3000
+    sampler_start: int = 18_000
 
 
     def __post_init__(self):
@@ -365,8 +383,9 @@ class LDCVAE(LatentModel):
         rec = sse.mean()
         terms = {"rec": rec, "sigma2": sigma2.detach(), "sigma2_norm_reading": sigma2_norm.detach(),
                  "phi_enc": phi.norm(dim=1).mean().detach()}
-        if int(self.steps_done) <= self.config.sampler_start:
-            if int(self.steps_done) == self.config.sampler_start and self.config.sampler_components:
+        start = self.config.sampler_start
+        if int(self.steps_done) <= start:
+            if self.training and int(self.steps_done) == start > 0 and self.config.sampler_components:
                 self.seed_sampler()
             return {"loss": rec + enc_surrogate, **terms, "phi_sampler": torch.zeros(())}
         zs, sets = self._sampler_particles(x)
@@ -412,9 +431,10 @@ class LDCVAE(LatentModel):
     def eval_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Held-out terms without side effects: ``rec``, the per-image SSE of D(E(x, ε)) for one
         noise draw per image (the decoder's L_REC), and ``mse``, that of D(encode(x))."""
-        z = self.encoder(x, torch.randn_like(x))
-        return {"rec": (x - self.decode(z)).pow(2).flatten(1).sum(1).mean(),
-                "mse": (x - self.decode(self.encode(x))).pow(2).flatten(1).sum(1).mean()}
+        with torch.no_grad():
+            z = self.encoder(x, torch.randn_like(x))
+            return {"rec": (x - self.decode(z)).pow(2).flatten(1).sum(1).mean(),
+                    "mse": (x - self.decode(self.encode(x))).pow(2).flatten(1).sum(1).mean()}
 
     def _push_codes(self, z: torch.Tensor) -> None:
         """Keep the latest ``code_bank`` encoder particles ``(K, d)``, newest first (not saved:
@@ -437,6 +457,19 @@ class LDCVAE(LatentModel):
 
     def on_step(self, terms: dict[str, torch.Tensor]) -> None:
         self.gibbs_sigma2.fill_(float(terms["sigma2"]))
+
+    def check_schedule(self, total_steps: int) -> None:
+        """Reading 7: the sampler trains from ``sampler_start`` on; a run's guaranteed ``total_steps``
+        (its minimum epochs) must leave it :data:`SAMPLER_MIN_STEPS` steps.
+
+        Raises:
+            ValueError: too short; names both numbers and the options that fix it.
+        """
+        start = self.config.sampler_start
+        if self.config.sampler_components and total_steps < start + SAMPLER_MIN_STEPS:
+            raise ValueError(f"ldc-vae: the run may stop after {total_steps} training steps, but the sampler net "
+                             f"starts at step {start} (sampler_start) and needs {SAMPLER_MIN_STEPS} steps after it; "
+                             f"raise --epochs or lower --sampler-start")
 
     def sigma2_estimate(self) -> float | None:
         """The Gibbs posterior's σ² (per pixel) of the latest training step; None before training."""

@@ -16,7 +16,7 @@ MNIST image, leaves too few nats to encode anything (measured on the first shipp
 KL 0.07 nats, 2 active units, prior samples of 2 classes). The zoo's ``beta-vae`` and ``vae-2d``
 (Kingma & Welling's 2-D manifold, their Fig. 4) therefore use ``bernoulli``, which their sources
 use; ``vae`` and ``consistency-vae`` keep 002's Gaussian sigma_x^2 = 1. The measurements that chose
-this are in the README (Training: the zoo).
+this are in docs/model-quality.md.
 """
 from __future__ import annotations
 
