@@ -33,15 +33,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from .io import atomic_write_bytes  # noqa: F401  (re-exported: older imports use it from here)
+from .io import CheckpointError, atomic_write_bytes  # noqa: F401  (re-exported: older imports use them from here)
 from .models import LatentModel, model_class
 
 FORMAT = "latent-explorer/1"
 EXT = ".safetensors"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, truncated, foreign or inconsistent; the message names the file."""
 
 
 @dataclass

@@ -28,6 +28,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from .configs import DictConfig
+from .io import CheckpointError, atomic_write_bytes
 
 FORMAT = "latent-explorer-classifier/1"
 
@@ -104,8 +105,6 @@ class Classifier(nn.Module):
 
 def save_classifier(model: Classifier, path: str | Path, meta: dict) -> None:
     """Write the classifier atomically as safetensors with JSON ``config`` and ``meta``."""
-    from .checkpoint import atomic_write_bytes
-
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {"format": FORMAT, "config": json.dumps(model.config.to_dict()), "meta": json.dumps(meta)}
     atomic_write_bytes(path, st_save(tensors, metadata=header))
@@ -118,8 +117,6 @@ def load_classifier(path: str | Path) -> Classifier:
         CheckpointError: missing, corrupt or foreign file, or weights that do not fit the config;
             the message names the file and how to make one.
     """
-    from .checkpoint import CheckpointError
-
     path = Path(path)
     how = "train one with: python train.py --model classifier --dataset NAME --epochs 3"
     if not path.is_file():

@@ -34,3 +34,7 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, truncated, foreign or inconsistent; the message names the file."""

