@@ -8,7 +8,7 @@ latent vector.
 import streamlit as st
 
 from ui import state
-from ui.common import DATASETS, NAV_FLAG, presentation_css
+from ui.common import APP_DATASETS, NAV_FLAG, presentation_css
 
 params = state.capture()
 state.restore(state.PRESENT, "present", parse=lambda r: r.lower() in ("1", "true", "yes"))
@@ -29,8 +29,8 @@ PAGES = [
 ]
 
 with st.sidebar:
-    state.restore("dataset", "dataset", allowed=DATASETS)
-    st.selectbox("Dataset", DATASETS, key="dataset")
+    state.restore("dataset", "dataset", allowed=APP_DATASETS)
+    st.selectbox("Dataset", APP_DATASETS, key="dataset")
     st.toggle("Presentation mode", key=state.PRESENT,
               help="Wide layout, larger fonts, sidebar collapsed on load, one model per column. "
                    "Add present=1 to a link to open it this way.")

@@ -19,23 +19,25 @@ import shlex
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import torch
 
 from explorer import training
-from explorer.checkpoint import EXT, CheckpointError, save
-from explorer.classifier import Classifier, ClassifierConfig, classifier_path, save_classifier
+from explorer.checkpoint import CheckpointError, load, save
+from explorer.classifier import Classifier, ClassifierConfig, save_classifier
+from explorer.compute import resolve_device
 from explorer.data import DATASETS, dataset_info, load_dataset
 from explorer.evaluate import app_arrays, epoch_monitor, evaluate, fit_gmm
+from explorer.io import versions
+from explorer.layout import classifier_path, model_path, resume_path
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
 from explorer.models.ldc_vae import SAMPLER_TARGETS
 from explorer.models.lsr_gan import LATENT_TERMS
 from explorer.nets import PROFILES
 from explorer.trainers import trainer_for
-from explorer.training import TrainConfig, TrainingDiverged, resolve_device
+from explorer.training import TrainConfig, TrainingDiverged
 
 # CLI option -> model config field; only options the user gave are passed on.
 CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
@@ -43,7 +45,6 @@ CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "lat
                   "sampler_target": "sampler_target", "sampler_kernel_scale": "sampler_kernel_scale",
                   "sampler_start": "sampler_start",
                   "vae": "base_path", "lam": "lam", "latent_term": "latent_term"}
-PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,16 +107,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
@@ -140,7 +131,7 @@ def run_classifier(args: argparse.Namespace) -> dict:
     """Train the dataset's feature classifier (explorer.classifier) and write it under OUT/<dataset>/backbones/."""
     info = dataset_info(args.dataset)
     out = classifier_path(args.dataset, args.out)
-    resume = out.with_suffix(".resume.pt")
+    resume = resume_path(out)
     if not args.resume:
         resume.unlink(missing_ok=True)
     device = resolve_device(args.device)
@@ -181,8 +172,8 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     info = dataset_info(args.dataset)
     config = cls.config_class.from_dict({**overrides, "image_shape": info.shape})
     name = name or args.name or config.default_name()
-    out = args.out / args.dataset / f"{name}{EXT}"
-    resume = out.with_suffix(".resume.pt")
+    out = model_path(args.out, args.dataset, name)
+    resume = resume_path(out)
     if args.resume and out.is_file() and not resume.is_file():
         print(f"[{name}] {out} is complete; nothing to resume")
         return None
@@ -191,7 +182,7 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     device = resolve_device(args.device)
     trainer = trainer_for(cls)
     torch.manual_seed(args.seed)
-    model = cls.from_config(config, path=out)
+    model = cls.from_config(config, path=out, load=load)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or trainer.default_lr,
                        seed=args.seed, limit=args.limit, max_epochs=args.max_epochs, tol=args.tol,
                        monitor=model.monitor_key)

@@ -31,7 +31,8 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ui.apptest import as_running_server  # noqa: E402
-from ui.common import DATASETS, checkpoints  # noqa: E402
+from ui.catalog import checkpoints  # noqa: E402
+from ui.common import APP_DATASETS  # noqa: E402
 
 PAGES = ["home", "coverage", "sliders", "drift", "sampler", "particle_flow", "imaginings", "your_input",
          "leaderboard"]
@@ -88,7 +89,7 @@ def cold_pages() -> None:
 
 def load_everything() -> None:
     """Every shipped checkpoint of both datasets through the app (Coverage with all models)."""
-    for dataset in DATASETS:
+    for dataset in APP_DATASETS:
         names = sorted(checkpoints(dataset)[0])
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
         at.query_params.update({"page": "coverage", "dataset": dataset, "models": ",".join(names)})
@@ -149,7 +150,7 @@ def main():
     print("cold first render per page (mnist, caches cleared):")
     cold_pages()
     out = subprocess.run([sys.executable, __file__, "--rss-child"], capture_output=True, text=True, check=True)
-    n_ckpt = sum(len(checkpoints(d)[0]) for d in DATASETS)
+    n_ckpt = sum(len(checkpoints(d)[0]) for d in APP_DATASETS)
     print(f"peak RSS of a fresh server with all {n_ckpt} shipped checkpoints loaded: "
           f"{out.stdout.strip().splitlines()[-1]} MiB")
     if args.sessions:

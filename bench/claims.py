@@ -20,8 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import explorer  # noqa: E402
 from explorer.data import load_dataset  # noqa: E402
-from explorer.evaluate import N_APP, evaluate, lsr_gan_metrics, sampler_coverage  # noqa: E402
-from explorer.expost import is_sidecar  # noqa: E402
+from explorer.compute import N_APP  # noqa: E402
+from explorer.evaluate import evaluate, lsr_gan_metrics, sampler_coverage  # noqa: E402
+from explorer.layout import list_models, model_path  # noqa: E402
 
 CLAIMS = [("test_mse", "ar-elbo-iso-i", "vae", 4.40 / 20.25), ("drift_kl", "consistency-vae", "vae", 0.79 / 3.09)]
 
@@ -36,13 +37,13 @@ def main():
         for metric, num, den, paper in CLAIMS:
             for name in (num, den):
                 if name not in cache:
-                    cache[name] = evaluate(explorer.load(args.checkpoints / dataset / f"{name}.safetensors"), dataset,
+                    cache[name] = evaluate(explorer.load(model_path(args.checkpoints, dataset, name)), dataset,
                                            name=name)
             a, b = cache[num][metric], cache[den][metric]
             verdict = "holds" if a < b else "does NOT hold"
             print(f"{dataset:>13}  {metric}({num}) / {metric}({den}) = {a:.3f} / {b:.3f} = {a / b:.3f}   "
                   f"(paper {paper:.3f}; claim {verdict})", flush=True)
-        cov = {name: sampler_coverage(explorer.load(args.checkpoints / dataset / f"{name}.safetensors"), dataset)
+        cov = {name: sampler_coverage(explorer.load(model_path(args.checkpoints, dataset, name)), dataset)
                for name in ("ldc-vae", "vae")}
         a, b = cov["ldc-vae"]["sampler-net"]["coverage"], cov["vae"]["prior"]["coverage"]
         verdict = "holds" if a > b else "does NOT hold"
@@ -56,8 +57,8 @@ def main():
 
 def lsr_gan_claims(folder: Path, dataset: str) -> None:
     x = load_dataset(dataset, "test", limit=N_APP)[0]
-    paths = sorted(p for p in (folder / dataset).glob("lsr-gan*.safetensors") if not is_sidecar(p))
-    m = {p.name[: -len(".safetensors")]: lsr_gan_metrics(explorer.load(p), x) for p in paths}
+    m = {name: lsr_gan_metrics(explorer.load(p), x) for name, p in list_models(folder, dataset).items()
+         if name.startswith("lsr-gan")}
     if "lsr-gan" not in m or "lsr-gan-lambda0" not in m:
         print(f"{dataset:>13}  lsr-gan claims: lsr-gan and lsr-gan-lambda0 are not both shipped", flush=True)
         return

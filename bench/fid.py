@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from explorer.data import load_dataset  # noqa: E402
 from explorer.metrics import frechet_distance  # noqa: E402
 from explorer.metrics.backbones import get_backbone  # noqa: E402
-from explorer.training import resolve_device  # noqa: E402
+from explorer.compute import resolve_device  # noqa: E402
 
 
 def throughput(backbone, x: torch.Tensor, batch: int) -> float:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from targets import fd_table, sidecar_modes  # noqa: E402
 
 from explorer.checkpoint import read_metadata  # noqa: E402
-from explorer.expost import is_sidecar  # noqa: E402
+from explorer.layout import list_models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["prior", "gmm-10", "gmm-100", "two-stage", "sampler-net"]
@@ -46,10 +46,7 @@ def main() -> int:
         print("| model | sampler | class entropy before → after | smallest class | nearest-train median (test) "
               "before → after | FD (classifier) before → after |")
         print("|---|---|---|---|---|---|")
-        for path in sorted((args.checkpoints / ds).glob("*.safetensors")):
-            if is_sidecar(path):
-                continue
-            name = path.name[: -len(".safetensors")]
+        for name, path in list_models(args.checkpoints, ds).items():
             modes = {**(read_metadata(path)["meta"].get("metrics", {}).get("sampler_modes") or {}), **sidecar_modes(path)}
             for s in sorted(modes, key=lambda k: ORDER.index(k) if k in ORDER else 99):
                 q, b = modes[s], old_models.get(name, {}).get(s, {})

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from explorer.svgd import svgd_direction  # noqa: E402
-from explorer.training import resolve_device  # noqa: E402
+from explorer.compute import resolve_device  # noqa: E402
 
 
 def numpy_svgd_direction(z: np.ndarray, score: np.ndarray) -> np.ndarray:

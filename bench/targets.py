@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from explorer.checkpoint import CheckpointError, read_metadata  # noqa: E402
-from explorer.expost import is_sidecar, read_sidecar_meta, sidecar_path  # noqa: E402
+from explorer.layout import list_models, sidecar_path  # noqa: E402
+from explorer.samplers.sidecar import read_sidecar_meta  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,15 +60,12 @@ def main() -> int:
     status: list[tuple] = []
     for ds in args.datasets:
         heads, modes = {}, {}
-        for path in sorted((args.checkpoints / ds).glob("*.safetensors")):
-            if is_sidecar(path):
-                continue
+        for name, path in list_models(args.checkpoints, ds).items():
             try:
                 h = read_metadata(path)
             except CheckpointError as e:
                 check(out, ds, f"{path.name} readable", str(e), False)
                 continue
-            name = path.name[: -len(".safetensors")]
             heads[name] = h
             status.append((ds, name, h["meta"]))
             modes[name] = {**(h["meta"].get("metrics", {}).get("sampler_modes") or {}), **sidecar_modes(path)}

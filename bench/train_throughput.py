@@ -15,9 +15,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from explorer.data import load_dataset  # noqa: E402
-from explorer.models import ZOO, build_model  # noqa: E402
+from explorer.checkpoint import build_model  # noqa: E402
+from explorer.models import ZOO  # noqa: E402
 from explorer.trainers import trainer_for  # noqa: E402
-from explorer.training import resolve_device  # noqa: E402
+from explorer.compute import resolve_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # Families that train against another checkpoint get it here.

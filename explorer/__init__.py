@@ -8,7 +8,8 @@ This package never imports streamlit. The main entry points:
 """
 from .checkpoint import CheckpointError, load, load_checkpoint, read_metadata, save
 from .data import DatasetNotAvailable, load_dataset
-from .models import MODELS, ZOO, build_model
+from .checkpoint import build_model
+from .models import MODELS, ZOO
 
 __all__ = ["load", "load_checkpoint", "read_metadata", "save", "CheckpointError", "load_dataset",
            "DatasetNotAvailable", "MODELS", "ZOO", "build_model"]

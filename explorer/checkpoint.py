@@ -13,7 +13,7 @@ Nothing is pickled, so loading a file from elsewhere cannot run code. Writes are
 a temporary file in the same folder, fsync, then ``os.replace``.
 
 Ex-post samplers fitted after training (``gmm-100``, ``two-stage``) live in a sidecar
-``<name>.expost.safetensors`` next to the checkpoint (:mod:`explorer.expost`);
+``<name>.expost.safetensors`` next to the checkpoint (:mod:`explorer.samplers.sidecar`);
 :func:`load_checkpoint` attaches it when present and fitted on this very file (SHA-256), and
 warns and leaves it out otherwise. A sidecar path given as a checkpoint raises
 :class:`CheckpointError` naming the model file to load instead.
@@ -30,14 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from .io import CheckpointError, atomic_write_bytes  # noqa: F401  (re-exported: older imports use them from here)
+from .io import CheckpointError, atomic_write_bytes, json_field, read_safetensors
+from .layout import EXT, is_sidecar, list_models, model_path, model_path_of
 from .models import LatentModel, model_class
+from .models import build_model as _build_model
+from .samplers.sidecar import FORMAT as SIDECAR_FORMAT, attach_sidecar
 
 FORMAT = "latent-explorer/1"
-EXT = ".safetensors"
+
+__all__ = ["FORMAT", "EXT", "Checkpoint", "CheckpointError", "build_model", "list_models", "load", "load_checkpoint",
+           "model_path", "read_metadata", "save"]
 
 
 @dataclass
@@ -93,23 +97,16 @@ def _upgrade_names(meta: dict, arrays: dict | None = None) -> None:
 
 
 def read_metadata(path: str | Path) -> dict:
-    """Read only the header: ``{"family", "config", "meta"}`` as plain dicts. Cheap (no weights).
+    """Read only the header: ``{"family", "config", "meta", "keys"}`` as plain dicts. Cheap (no weights).
 
     Raises:
         CheckpointError: missing, unreadable or foreign file; an ex-post sidecar
             (``*.expost.safetensors``) rather than a model checkpoint.
     """
-    from .expost import FORMAT as SIDECAR_FORMAT, is_sidecar, model_path_of
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            md = f.metadata() or {}
-            keys = list(f.keys())
-    except Exception as e:  # safetensors raises SafetensorError / OSError variants
-        raise CheckpointError(f"{path}: not a readable safetensors file (corrupt or truncated?): {e}") from e
+    md, keys = read_safetensors(path, None, tensors=False, what="a checkpoint")
     if md.get("format") == SIDECAR_FORMAT or (is_sidecar(path) and md.get("format") != FORMAT):
         raise CheckpointError(f"{path}: an ex-post sampler sidecar, not a model checkpoint; load "
                               f"{model_path_of(path) if is_sidecar(path) else 'its model file'} instead "
@@ -117,21 +114,32 @@ def read_metadata(path: str | Path) -> dict:
     if md.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (format {md.get('format')!r}, "
                               f"expected {FORMAT!r})")
-    try:
-        header = {"family": md["family"], "config": json.loads(md["config"]), "meta": json.loads(md.get("meta", "{}")),
-                  "keys": keys}
-    except (KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: damaged metadata ({e})") from e
+    header = {"family": md.get("family"), "config": json_field(md, "config", path),
+              "meta": json_field(md, "meta", path, default="{}"), "keys": keys}
+    if not isinstance(header["family"], str):
+        raise CheckpointError(f"{path}: damaged metadata (no model family)")
     _upgrade_names(header["meta"])
     return header
+
+
+def build_model(family: str, path: str | Path | None = None, **config) -> LatentModel:
+    """A fresh model of ``family`` for the checkpoint at ``path`` (which may not exist yet):
+    :func:`explorer.models.build_model` with :func:`load` as the loader of models built on
+    another checkpoint (LSR-GAN's base VAE, found next to ``path`` or at ``base_path``).
+
+    Raises:
+        ValueError: unknown family or config field, or an invalid config value.
+        CheckpointError: an outside checkpoint the model needs is unusable.
+    """
+    return _build_model(family, path=path, load=load, **config)
 
 
 def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
     """Load a checkpoint into a :class:`Checkpoint` (model in eval mode on CPU).
 
     With ``expost`` (default), the ex-post sidecar ``<name>.expost.safetensors`` is attached
-    when it exists and was fitted on this file (:func:`explorer.expost.attach_sidecar`; a stale
-    or unreadable sidecar only warns).
+    when it exists and was fitted on this file (:func:`explorer.samplers.sidecar.attach_sidecar`;
+    a stale or unreadable sidecar only warns).
 
     Raises:
         CheckpointError: missing, corrupt, truncated or foreign file; a sidecar path; unknown
@@ -141,14 +149,10 @@ def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
     header = read_metadata(path)
     try:
         cls = model_class(header["family"])
-        model = cls.from_config(cls.config_class.from_dict(cls.upgrade_config(header["config"])), path)
+        model = cls.from_config(cls.config_class.from_dict(cls.upgrade_config(header["config"])), path, load=load)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise CheckpointError(f"{path}: tensor data is corrupt or truncated: {e}") from e
+    _, tensors = read_safetensors(path, FORMAT, what="a Latent Explorer checkpoint")
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     arrays = {k[len("arrays."):]: v for k, v in tensors.items() if k.startswith("arrays.")}
     try:
@@ -159,8 +163,6 @@ def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
     model.eval()
     _upgrade_names(header["meta"], arrays)
     if expost:
-        from .expost import attach_sidecar
-
         attach_sidecar(model, path)
     return Checkpoint(model=model, meta=header["meta"], arrays=arrays, path=path)
 
@@ -168,8 +170,9 @@ def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
 def load(path: str | Path, expost: bool = True) -> LatentModel:
     """Load a model for use: an ``nn.Module`` in eval mode on CPU.
 
-    The metadata and precomputed arrays are attached as ``model.meta`` and ``model.arrays``;
-    the ex-post sidecar, if any, as ``model.expost`` (see :func:`load_checkpoint`).
+    The metadata and precomputed arrays are set as ``model.meta`` and ``model.arrays`` (declared
+    on :class:`explorer.models.LatentModel`); the ex-post sidecar, if any, as ``model.expost``
+    (see :func:`load_checkpoint`).
 
     Raises:
         CheckpointError: see :func:`load_checkpoint`.

@@ -23,19 +23,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
 from .configs import DictConfig
-from .io import CheckpointError, atomic_write_bytes
+from .io import CheckpointError, atomic_write_bytes, json_field, read_safetensors
+from .layout import classifier_path
+
+__all__ = ["FORMAT", "Classifier", "ClassifierConfig", "classifier_path", "load_classifier", "save_classifier"]
 
 FORMAT = "latent-explorer-classifier/1"
-
-
-def classifier_path(dataset: str, root: str | Path = "checkpoints") -> Path:
-    """Where the shipped classifier of ``dataset`` lives."""
-    return Path(root) / dataset / "backbones" / "classifier.safetensors"
 
 
 @dataclass
@@ -121,18 +118,11 @@ def load_classifier(path: str | Path) -> Classifier:
     how = "train one with: python train.py --model classifier --dataset NAME --epochs 3"
     if not path.is_file():
         raise CheckpointError(f"{path}: no classifier checkpoint there; {how}")
+    header, state = read_safetensors(path, FORMAT, what="a classifier checkpoint", hint=how)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            if header.get("format") != FORMAT:
-                raise CheckpointError(f"{path}: not a classifier checkpoint (format {header.get('format')!r}, "
-                                      f"expected {FORMAT!r}); {how}")
-            state = {k: f.get_tensor(k) for k in f.keys()}
-        model = Classifier(ClassifierConfig.from_dict(json.loads(header["config"])))
+        model = Classifier(ClassifierConfig.from_dict(json_field(header, "config", path)))
         model.load_state_dict(state)
-        model.meta = json.loads(header.get("meta", "{}"))
-    except CheckpointError:
-        raise
-    except Exception as e:  # corrupt header, truncated file, wrong shapes
+        model.meta = json_field(header, "meta", path, default="{}")
+    except Exception as e:  # damaged header, wrong shapes
         raise CheckpointError(f"{path}: cannot read classifier checkpoint ({type(e).__name__}: {e}); {how}") from e
     return model.eval()

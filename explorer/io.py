@@ -1,10 +1,26 @@
-"""File helpers every layer may use: atomic writes and file hashes (no other project imports)."""
+"""File helpers every layer may use: atomic writes, file hashes, one safetensors reader with a
+format check, the error type for unusable files, and library versions for provenance.
+No other project imports.
+"""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import platform
 import tempfile
+from importlib import metadata as importlib_metadata
 from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint, sidecar or cache file is missing, corrupt, truncated, foreign or
+    inconsistent; the message names the file."""
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -36,5 +52,62 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, truncated, foreign or inconsistent; the message names the file."""
+def read_safetensors(path: str | Path, fmt: str | None, *, tensors: bool = True, what: str = "a file",
+                     error: type[CheckpointError] = CheckpointError, hint: str = ""
+                     ) -> tuple[dict[str, str], dict[str, torch.Tensor] | list[str]]:
+    """Open a safetensors file, check its ``format`` metadata, and read it.
+
+    Args:
+        fmt: the required ``format`` string, or None for no check.
+        tensors: read every tensor (CPU) when True; only list the tensor names when False.
+        what: the expected kind of file with its article, for messages ("an ex-post sidecar").
+        error: the :class:`CheckpointError` subclass to raise.
+        hint: appended to every message (e.g. how to make such a file).
+
+    Returns:
+        ``(metadata, tensors)``: the string metadata and ``{name: tensor}`` (or the list of names).
+
+    Raises:
+        error: no such file; not a readable safetensors file (corrupt or truncated); another
+            ``format``. Each message names the file.
+    """
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise error(f"{path}: no such file (expected {what}){tail}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+            if fmt is not None and md.get("format") != fmt:
+                raise error(f"{path}: not {what} (format {md.get('format')!r}, expected {fmt!r}){tail}")
+            body = {k: f.get_tensor(k) for k in f.keys()} if tensors else list(f.keys())
+    except CheckpointError:
+        raise
+    except Exception as e:  # SafetensorError / OSError variants
+        raise error(f"{path}: cannot read {what}: not a readable safetensors file (corrupt or truncated?): "
+                    f"{e}{tail}") from e
+    return md, body
+
+
+def json_field(md: dict[str, str], key: str, path: str | Path, default: str | None = None,
+               error: type[CheckpointError] = CheckpointError):
+    """``json.loads(md[key])`` (``default`` when the key is absent and a default is given).
+
+    Raises:
+        error: the key is missing (and no default) or its value is not JSON; names the file.
+    """
+    try:
+        return json.loads(md[key] if default is None else md.get(key, default))
+    except (KeyError, json.JSONDecodeError) as e:
+        raise error(f"{path}: damaged metadata ({e})") from e
+
+
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Python's version and the installed version of each package (None when absent), for provenance."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out

@@ -79,17 +79,6 @@ class TrainConfig:
         return asdict(self)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available else cpu. Raises ValueError for cuda without a GPU or a bad name."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
-
-
 def improvement(history: Sequence[dict], key: str, window: int) -> float | None:
     """Relative improvement of ``history[-1][key]`` over ``history[-1 - window][key]``:
     ``(old - new) / |old|`` (positive when the value fell). None while fewer than ``window + 1``

@@ -3,9 +3,9 @@ import numpy as np
 import streamlit as st
 
 from ui import state
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, columns_for,
-                       coverage_markdown, coverage_numbers, current_dataset, ensure_navigation, get_model, pick_models,
-                       placed_approximately, sampler_xy)
+from ui.catalog import UMAP_PLACEMENT_NOTE, coverage_numbers, get_model, placed_approximately, sampler_xy
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, columns_for, coverage_markdown,
+    current_dataset, ensure_navigation, pick_models)
 from ui.export import chart
 from ui.inspect import show_selection, sticky_selection
 from ui.plots import latent_scatter, mark_selected, shared_ranges

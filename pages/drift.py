@@ -5,8 +5,9 @@ import streamlit as st
 import torch
 
 from ui import state
-from ui.common import (PROJECTIONS, axis_titles, checkpoints, class_names, columns_for, current_dataset,
-                       ensure_navigation, get_model, pick_models, safe_dataset_images, to_grid, to_png)
+from ui.catalog import checkpoints, get_model, safe_dataset_images
+from ui.common import (PROJECTIONS, axis_titles, class_names, columns_for, current_dataset, ensure_navigation,
+    pick_models, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
 from ui.plots import drift_arrows, latent_scatter, mark_selected, shared_ranges

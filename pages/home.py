@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
-from ui.common import DATASETS, checkpoint_dir, checkpoints, current_dataset, ensure_navigation
+from ui.catalog import checkpoint_dir, checkpoints
+from ui.common import APP_DATASETS, current_dataset, ensure_navigation
 from ui.export import chart
 from ui.plots import learning_curves
 
@@ -47,7 +48,7 @@ def metrics_table(ok: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-for dataset in DATASETS:
+for dataset in APP_DATASETS:
     st.subheader(dataset)
     ok, broken = checkpoints(dataset)
     for name, err in broken.items():

@@ -4,7 +4,8 @@ import streamlit as st
 import torch
 
 from ui import state
-from ui.common import checkpoints, current_dataset, ensure_navigation, get_model, safe_dataset_images, to_grid, to_png
+from ui.catalog import checkpoints, get_model, safe_dataset_images
+from ui.common import current_dataset, ensure_navigation, to_grid, to_png
 from ui.export import picture
 from ui.inputs import upload
 

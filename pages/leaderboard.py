@@ -12,7 +12,8 @@ from explorer.io import file_sha256
 from explorer.metrics.protocol import stale_models
 from explorer.published import PROTOCOL_DIFFERENCES, PUBLISHED_SOURCES, published_rows
 from ui import state
-from ui.common import ROOT, checkpoints, current_dataset, ensure_navigation, model_version
+from ui.catalog import ROOT, checkpoints, model_version
+from ui.common import current_dataset, ensure_navigation
 from ui.export import chart
 
 

@@ -6,8 +6,8 @@ import torch
 from explorer.models.ldc_vae import particle_flow
 from explorer.projection import to_plane
 from ui import state
-from ui.common import (axis_titles, checkpoints, current_dataset, ensure_navigation, get_model, safe_dataset_images,
-                       to_grid, to_image, to_png)
+from ui.catalog import checkpoints, get_model, safe_dataset_images
+from ui.common import axis_titles, current_dataset, ensure_navigation, to_grid, to_image, to_png
 from ui.export import chart, picture
 from ui.plots import particle_flow_figure
 

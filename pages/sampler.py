@@ -4,10 +4,10 @@ import streamlit as st
 import torch
 
 from ui import state
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, UMAP_PLACEMENT_NOTE, axis_titles, class_names, columns_for,
-                       coverage_markdown, coverage_numbers, current_dataset, ensure_navigation, get_model,
-                       mode_numbers, model_version, modes_markdown, pick_models, placed_approximately, sampler_codes,
-                       sampler_xy, to_grid, to_png)
+from ui.catalog import (UMAP_PLACEMENT_NOTE, coverage_numbers, get_model, mode_numbers, model_version,
+    placed_approximately, sampler_codes, sampler_xy)
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, columns_for, coverage_markdown,
+    current_dataset, ensure_navigation, modes_markdown, pick_models, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
 from ui.plots import class_histogram_bar, latent_scatter, shared_ranges

@@ -11,8 +11,9 @@ import torch
 from explorer.interpolation import interpolate
 from explorer.projection import to_plane
 from ui import state
-from ui.common import (axis_titles, checkpoints, class_names, columns_for, current_dataset, ensure_navigation,
-                       get_model, model_version, presenting, safe_dataset_images, to_grid, to_image, to_png)
+from ui.catalog import checkpoints, get_model, model_version, safe_dataset_images
+from ui.common import (axis_titles, class_names, columns_for, current_dataset, ensure_navigation, presenting,
+    to_grid, to_image, to_png)
 from ui.export import chart, gif_bytes, picture
 from ui.plots import latent_scatter, pin_points
 

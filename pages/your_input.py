@@ -6,8 +6,9 @@ import torch
 
 from explorer.projection import to_plane
 from ui import state
+from ui.catalog import get_model
 from ui.common import (PROJECTIONS, axis_titles, class_names, columns_for, current_dataset, ensure_navigation,
-                       get_model, pick_models, to_grid, to_image, to_png)
+    pick_models, to_grid, to_image, to_png)
 from ui.export import chart, picture
 from ui.inputs import draw, upload
 from ui.plots import latent_scatter, pin_points, shared_ranges

@@ -5,10 +5,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from explorer.checkpoint import build_model, save
+from explorer.io import file_sha256
+from explorer.samplers.expost import fit_expost
+from explorer.samplers.sidecar import save_sidecar
+from explorer.samplers.two_stage import TwoStageConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+FAST_TWO_STAGE = TwoStageConfig(hidden=32, depth=1, epochs=2, batch_size=128)
+
+
+def _codes(n=400, d=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g) * torch.tensor([2.0, 1.0, 0.5, 0.1][:d]) + 1.0
 
 
 @pytest.fixture
@@ -16,3 +28,52 @@ def batch():
     """A fixed batch of 8 MNIST-shaped images in [0, 1]."""
     g = torch.Generator().manual_seed(0)
     return torch.rand(8, 1, 28, 28, generator=g)
+
+
+@pytest.fixture
+def make_codes():
+    """``make_codes(n=400, d=4, seed=0)``: codes ``(n, d)`` with per-unit scales 2, 1, 0.5, 0.1 and mean 1."""
+    return _codes
+
+
+@pytest.fixture
+def fast_two_stage():
+    """A two-stage VAE config small enough for tests (2 epochs of a 32-unit, 1-layer net)."""
+    return FAST_TWO_STAGE
+
+
+@pytest.fixture
+def with_sidecar(tmp_path):
+    """``(model, path, ex)``: a d = 4 vae checkpoint with a fitted gmm-10, and a sidecar fitted on
+    it (its "gmm-100" has 8 components here, to keep the test fast; the file records K)."""
+    torch.manual_seed(0)
+    model = build_model("vae", latent_dim=4).eval()
+    model.gmm.fit(_codes())
+    path = save(model, tmp_path / "m.safetensors", meta={"name": "m", "dataset": "mnist"})
+    ex, info = fit_expost(_codes(seed=1), two_stage=FAST_TWO_STAGE, n_components=8, progress=False)
+    save_sidecar(ex, path, {"checkpoint_sha256": file_sha256(path), **info})
+    return model, path, ex
+
+
+def _save_model(path, seed=0, family="vae", **config):
+    torch.manual_seed(seed)
+    return save(build_model(family, **config), path)
+
+
+@pytest.fixture
+def save_model():
+    """``save_model(path, seed=0, family="vae", **config)``: a fresh model saved as a checkpoint (its path)."""
+    return _save_model
+
+
+@pytest.fixture
+def base_file(tmp_path):
+    """An untrained ar-elbo (Iso-I) checkpoint named as LSR-GAN's default base."""
+    return _save_model(tmp_path / "ar-elbo-iso-i.safetensors", family="ar-elbo")
+
+
+@pytest.fixture
+def gan(base_file):
+    """An untrained LSR-GAN (λ = 0.01) on :func:`base_file`."""
+    torch.manual_seed(1)
+    return build_model("lsr-gan", base_path=str(base_file))

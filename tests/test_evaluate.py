@@ -1,16 +1,17 @@
-"""explorer.evaluate: the per-epoch monitor, and the mode-coverage check over the shipped checkpoints."""
+"""explorer.evaluate: latent metrics, the LSR-GAN measures, the per-epoch monitor, the mode-coverage
+check over the shipped checkpoints, and the CLI."""
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 import explorer
-from explorer.checkpoint import read_metadata
+from explorer.checkpoint import build_model, read_metadata
 from explorer.data import load_dataset
-from explorer.evaluate import epoch_monitor, sampler_modes, shipped_classifier
+from explorer.evaluate import drift, epoch_monitor, lsr_gan_metrics, sampler_coverage, sampler_modes, shipped_classifier
+from explorer.layout import is_sidecar
 from explorer.metrics.modes import classify
-from explorer.expost import is_sidecar
-from explorer.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_ENTROPY = 0.9  # issue 13: every gmm-10 and every sampler net, on 2,000 samples
@@ -89,3 +90,81 @@ def test_epoch_monitor_reports_test_terms_and_sampler_measures():
     assert values["test_mse"] == pytest.approx(float(mse), rel=1e-5)
     assert 0.0 <= values["class_entropy_prior"] <= 1.0 and values["fd_prior"] > 0
     assert model.training is False  # the monitor does not switch the model's mode for the caller
+
+
+def test_evaluate_cli_reproduces_the_stored_metrics(capsys):
+    from pathlib import Path
+
+    from explorer.evaluate import main
+    path = Path(__file__).resolve().parent.parent / "checkpoints" / "mnist" / "vae.safetensors"  # retrained (issue 13)
+    assert main([str(path), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"name", "model", "dataset", "latent_dim", "test_mse", "kl", "drift_kl", "active_units", "sigma2",
+            "coverage"} <= set(res)
+    assert res["name"] == "vae" and res["latent_dim"] == 16 and res["sigma2"] is None
+    stored = explorer.load(path).meta["metrics"]
+    for key in ("test_mse", "kl", "drift_kl"):
+        assert res[key] == pytest.approx(stored[key], rel=1e-4)
+    assert res["coverage"] == pytest.approx(stored["coverage"], rel=1e-4)
+    # the mode coverage and memorisation numbers stored at train time recompute (same seed, same classifier)
+    assert set(res["sampler_modes"]) >= set(stored["sampler_modes"]) >= {"prior", "gmm-10"}
+    for s, q in stored["sampler_modes"].items():
+        assert res["sampler_modes"][s]["class_hist"] == pytest.approx(q["class_hist"], abs=1e-9)
+        assert res["sampler_modes"][s]["nn_median"] == pytest.approx(q["nn_median"], rel=1e-4)
+
+
+def test_evaluate_cli_reports_a_bad_file(tmp_path, capsys):
+    from explorer.evaluate import main
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"123")
+    assert main([str(bad)]) == 1
+    assert "x.safetensors" in capsys.readouterr().err
+
+
+def test_lsr_gan_metrics_see_a_perfect_generator(gan, monkeypatch):
+    """With G := the base decoder, G and D measures coincide."""
+    x = load_dataset("mnist", "test", limit=64)[0]
+    monkeypatch.setattr(gan, "decode", gan.base.decode)
+    m = lsr_gan_metrics(gan, x)
+    assert m["sharpness"] == pytest.approx(m["base_sharpness"])
+    assert m["recon_mse"] == pytest.approx(m["base_recon_mse"])
+    assert m["imagination_variance"] == pytest.approx(m["base_imagination_variance"], rel=1e-5)
+
+
+def test_evaluate_cli_writes_a_table(tmp_path, monkeypatch):
+    from explorer.evaluate import main
+
+    monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "t.json"
+    assert main(["--dataset", "mnist", "--backbone", "classifier", "--n", "100", "--n-ref", "400",
+                 "--models", "vae", "--out", str(out)]) == 0
+    table = json.loads(out.read_text())
+    assert table["label"] == "FD (classifier)" and table["backbone_info"]["test_accuracy"] >= 0.98
+    assert {r["protocol"] for r in table["rows"]} == {"data", "rec", "sample", "interp"}
+    assert "--models vae" in table["command"]
+    assert main(["--dataset", "mnist", "--models", "no-such-model"]) == 2
+    assert main(["--dataset", "mnist", "--backbone", "resnet"]) == 2
+    # --update recomputes only the named model's rows and keeps the rest; another n is refused
+    vae_rows = [r for r in table["rows"] if r["model"] == "vae"]
+    table["rows"].append({**vae_rows[0], "model": "kept-model"})
+    out.write_text(json.dumps(table))
+    assert main(["--dataset", "mnist", "--backbone", "classifier", "--n", "100", "--n-ref", "400",
+                 "--models", "vae", "--out", str(out), "--update"]) == 0
+    merged = json.loads(out.read_text())
+    assert [r["model"] for r in merged["rows"]].count("kept-model") == 1
+    assert len([r for r in merged["rows"] if r["model"] == "vae"]) == len(vae_rows)
+    assert merged["command"] == table["command"] and merged["updates"][0]["models"] == ["vae"]
+    assert main(["--dataset", "mnist", "--backbone", "classifier", "--n", "50", "--n-ref", "400",
+                 "--models", "vae", "--out", str(out), "--update"]) == 2
+    assert json.loads(out.read_text()) == merged  # a refused update leaves the table as it was
+
+
+def test_drift_and_sampler_coverage_handle_the_implicit_encoder(batch):
+    torch.manual_seed(0)
+    model = build_model("ldc-vae", latent_dim=4, particles=3).eval()
+    d = drift(model, batch)
+    assert set(d) == {"mu", "mu2", "drift_sq"} and d["drift_sq"].shape == (8,)
+    cov = sampler_coverage(model, "mnist", n=50, test_mu=model.encode(batch.repeat(7, 1, 1, 1)[:50]).detach())
+    assert set(cov) == {"prior", "sampler-net"}
+    assert set(cov["sampler-net"]) == {"precision", "recall", "density", "coverage", "mmd"}
+

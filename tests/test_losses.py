@@ -1,3 +1,4 @@
+"""explorer.losses: KL terms, Gaussian likelihoods and the AR-ELBO objectives against closed forms."""
 import math
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
 
-from explorer.losses import (LOG_2PI, ar_elbo_reconstruction, gaussian_nll_fixed, kl_gaussians, kl_std_normal,
+from explorer.losses import (LOG_2PI, ar_elbo_reconstruction, gaussian_nll, gaussian_nll_fixed, kl_gaussians, kl_std_normal,
                              sigma2_mle, squared_error)
 
 
@@ -91,3 +92,10 @@ def test_diag_d_with_posterior_is_the_nll_at_the_conditional_variance(batch):
     assert torch.equal(s2, conditional_sigma2(batch, x_hat, z, mu, logvar))
     nll = -Normal(x_hat, s2.sqrt()).log_prob(batch).flatten(1).sum(1).mean()
     assert torch.allclose(rec, nll, rtol=1e-5)
+
+
+def test_gaussian_nll_by_hand():
+    z, mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.0, 0.5]]), torch.tensor([[0.0, math.log(4.0)]])
+    by_hand = 0.5 * (0.25 / 1 + 0 + math.log(2 * math.pi)) + 0.5 * (2.25 / 4 + math.log(4) + math.log(2 * math.pi))
+    assert gaussian_nll(z, mu, logvar).item() == pytest.approx(by_hand, rel=1e-6)
+

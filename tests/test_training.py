@@ -1,10 +1,7 @@
-import json
-
+"""explorer.training: the one loop, resume, divergence, the convergence rule."""
 import pytest
 import torch
 
-import explorer
-import train as train_cli
 from explorer.data import load_dataset
 from explorer.models import build_model
 from explorer.training import TrainConfig, TrainingDiverged, train
@@ -56,33 +53,6 @@ def test_nan_loss_stops_with_the_step_named_and_keeps_last_good_state(images, tm
         train(model, images, TrainConfig(epochs=2, batch_size=64), resume_path=resume, progress=False,
               log=lambda s: None)
     assert resume.read_bytes() == good
-
-
-def test_train_cli_writes_a_self_describing_checkpoint(tmp_path, capsys):
-    rc = train_cli.main(["--model", "consistency-vae", "--dataset", "mnist", "--epochs", "1", "--limit", "256",
-                         "--latent-dim", "2", "--no-umap", "--device", "cpu", "--out", str(tmp_path)])
-    assert rc == 0
-    path = tmp_path / "mnist" / "consistency-vae-2d.safetensors"
-    model = explorer.load(path)
-    meta = model.meta
-    assert meta["command"].startswith("python train.py --model consistency-vae")
-    for key in ("seed", "device", "wall_seconds", "git_commit", "versions", "metrics", "history", "started_at"):
-        assert key in meta
-    assert meta["versions"]["torch"].startswith("2.14.1")
-    m = meta["metrics"]
-    assert {"test_mse", "kl", "drift_kl", "active_units", "sigma2", "coverage"} <= set(m)
-    assert {"density", "coverage", "precision", "recall", "mmd"} <= set(m["coverage"])
-    assert model.samplers == ["prior", "gmm-10"]  # no ex-post sidecar: train.py does not fit one
-    assert model.arrays["test_mu"].shape == (2000, 2) and "identity_test" in model.arrays
-    assert not list((tmp_path / "mnist").glob("*.resume.pt"))
-    out = capsys.readouterr().out
-    assert "rec" in out and "drift_kl" in out  # every loss term printed per epoch
-    json.dumps(meta)
-
-
-def test_train_cli_rejects_options_the_family_lacks(tmp_path, capsys):
-    rc = train_cli.main(["--model", "vae", "--variance", "iso-i", "--dataset", "mnist", "--out", str(tmp_path)])
-    assert rc == 2 and "variance" in capsys.readouterr().err
 
 
 def test_convergence_rule_on_known_histories():

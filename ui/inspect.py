@@ -6,7 +6,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.common import class_names, safe_dataset_images, to_grid, to_png
+from ui.catalog import safe_dataset_images
+from ui.common import class_names, to_grid, to_png
 from ui.export import picture
 
 MAX_SHOWN = 24

@@ -31,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
 from ..data import load_dataset
-from ..evaluate import batched
+from ..compute import batched
 from ..interpolation import slerp
-from ..io import atomic_write_bytes
+from ..io import CheckpointError, atomic_write_bytes, read_safetensors
 from .frechet import feature_statistics, frechet_distance
 from .latent import prdc
 from .modes import class_histogram, classify, mode_stats, nearest_sq_distances
@@ -67,11 +66,11 @@ def reference_features(dataset: str, backbone, n_ref: int | None = None, cache: 
     path = (cache or cache_dir()) / "fid" / f"{dataset}-train{len(x)}-{backbone.key}.safetensors"
     if path.is_file():
         try:
-            with safe_open(str(path), framework="pt") as f:
-                feats = f.get_tensor("features")
-            if feats.shape == (len(x), backbone.feature_dim):
+            _, cached = read_safetensors(path, None, what="a reference-feature cache file")
+            feats = cached.get("features")
+            if feats is not None and feats.shape == (len(x), backbone.feature_dim):
                 return feats, desc
-        except Exception:  # unreadable cache entry: recompute below
+        except CheckpointError:  # unreadable cache entry: recompute below
             pass
         log(f"cache file {path} is unreadable or stale; recomputing")
     t0 = time.perf_counter()

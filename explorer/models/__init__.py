@@ -49,14 +49,18 @@ def model_class(family: str) -> type[LatentModel]:
     return MODELS[family]
 
 
-def build_model(family: str, **config) -> LatentModel:
+def build_model(family: str, path=None, load=None, **config) -> LatentModel:
     """Construct a fresh model: ``build_model("ar-elbo", variance="iso-d", latent_dim=16)``.
+
+    ``path`` (the checkpoint it will be saved as) and ``load`` (a checkpoint loader) matter only
+    to families built on another checkpoint (LSR-GAN); :func:`explorer.checkpoint.build_model`
+    passes the loader.
 
     Raises:
         ValueError: unknown family or config field, or an invalid config value.
     """
     cls = model_class(family)
-    return cls(cls.config_class.from_dict(config))
+    return cls.from_config(cls.config_class.from_dict(config), path, load=load)
 
 
 __all__ = ["MODELS", "ZOO", "LatentModel", "ModelConfig", "VAE", "VAEConfig", "ARELBO", "ARELBOConfig",

@@ -60,12 +60,17 @@ class LatentModel(nn.Module):
     gaussian_encoder: bool = True  # False for implicit encoders (LDC-VAE): no closed-form q(z|x)
     trainer: str = "elbo"  # key of explorer.trainers.TRAINERS: the loop that trains this family
 
-    # Ex-post samplers from a sidecar file (explorer.expost.ExPostSamplers), or None. Not a
-    # registered submodule: it is not part of the checkpoint's state dict. Set by attach_expost.
+    # Ex-post samplers from a sidecar file (explorer.samplers.expost.ExPostSamplers), or None. Not
+    # a registered submodule: it is not part of the checkpoint's state dict. Set by attach_expost.
     expost = None
+    # Set by explorer.checkpoint.load: the checkpoint's metadata (command, metrics, history, ...)
+    # and its precomputed arrays (test codes, sampler codes, projections); empty on a fresh model.
+    meta: dict
+    arrays: dict[str, torch.Tensor]
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        self.meta, self.arrays = {}, {}
         self.config = config
         self.encoder, self.decoder = self.build_networks(config)
         self.gmm = GaussianMixtureSampler(config.latent_dim)  # the "gmm-10" sampler
@@ -77,9 +82,10 @@ class LatentModel(nn.Module):
         return d
 
     @classmethod
-    def from_config(cls, config: ModelConfig, path=None) -> "LatentModel":
-        """Build a fresh model for the checkpoint at ``path`` (families with outside parts,
-        such as LSR-GAN's base VAE, look for them next to it). Raises ValueError for a bad config."""
+    def from_config(cls, config: ModelConfig, path=None, load=None) -> "LatentModel":
+        """Build a fresh model for the checkpoint at ``path``. Families with outside parts (LSR-GAN's
+        base VAE) look for them next to ``path`` and read them with ``load`` (a checkpoint loader,
+        :func:`explorer.checkpoint.load`); the others ignore both. Raises ValueError for a bad config."""
         return cls(config)
 
     def build_networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:

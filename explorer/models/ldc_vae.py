@@ -25,104 +25,32 @@ Pieces, with the paper's equations:
   trained in parallel with SVGD (Algorithm 1 steps 5-7) towards the aggregate posterior
   (readings 4-5); ``sample(n, "sampler-net")``. Its n_s particles per step form one SVGD set.
 
-Readings where the paper is ambiguous (each checked by a measurement; see the closing notes):
+Readings where the paper is ambiguous (the argument and the measurements behind each are in
+``docs/readings.md``):
 
-1. **σ² of the Gibbs posterior.** §V.A: "we set the σ² as the variance of ||X - D(z)|| in a
-   batch". We read X - D(z) as the batch's residual tensor and σ² as the variance of its
-   entries, i.e. the per-pixel residual variance (what ``torch.var(x - D(z))`` computes; the
-   maximum-likelihood σx² of a per-pixel Gaussian, as in AR-ELBO, seed 002 eq. 8a). It is
-   detached (a constant of each step). The literal alternative, the variance over the batch
-   of the per-image norms ||x_b - D(z_b)||, goes to 0 when every image is reconstructed
-   equally well, so the posterior would get sharper for no reason but uniform error; we log
-   it as ``sigma2_norm_reading`` for comparison.
-2. **Sign and scale in Algorithm 1.** Step 3 writes the score as ∇_z L_REC; with eq. 13 the
-   score is ∇_z log p(z|x) = -∇_z ||x - D(z)||² / σ², which is what we use.
-3. **What trains what.** Algorithm 1 step 4 updates (E, D) with both ∂KL/∂θ (the SVGD
-   gradient, eq. 16) and ∂L_REC; we take it literally: L_REC reaches the encoder through z as
-   well as the decoder (``rec_to_encoder=True``). ``rec_to_encoder=False`` trains the encoder
-   by SVGD alone. Measured on MNIST (200 steps, batch 128): test SSE 15.58 vs 15.72; the SVGD
-   direction (score scaled by 1/σ²) dominates either way.
-4. **Which posterior the sampler net targets.** Algorithm 1 step 6 uses L_REC, which needs an
-   x, but S(ε_s) never sees x. Pairing each sampler particle with a random x_b makes its
-   expected score E_x ∇ log p(z|x), a product of experts whose mode decodes the mean image, so
-   the target must be the *aggregate* posterior p(z) = E_{p(x)} p(z|x), which eq. 11 assumes
-   equal to the encoder's aggregate q(z) = E_{p(x)} q(z|x), and which §V.B says generation must
-   sample ("the decoder has never been trained to decode the latent variable from these
-   regions"). Two estimators of its score (``sampler_target``):
-
-   - ``encoder-kde`` (default): a Gaussian kernel density over the latest ``code_bank`` encoder
-     particles z = E(x, ε) (samples of q(z), refreshed every step), width by Scott's rule
-     (:func:`kde_score`). This is p(z) through the encoder that SVGD fits to eq. 13.
-   - ``gibbs-mixture`` (our first reading): the minibatch mixture (1/B) Σ_b p(z|x_b) of eq. 13
-     posteriors through the decoder, score Σ_b w_b(z) ∇_z log p(z|x_b), w = softmax_b log p(z|x_b).
-
-   Why not the second, measured on MNIST (d = 16, 4 epochs, small profile): its sampler net's
-   samples decoded to near-copies of 12 distinct training images among 500 draws (SSE 2.1 to
-   the nearest training image, where test reconstructions are at 17.2), coverage of the
-   encoder means 0.004 (N(0, I): 0.010). Retraining only the sampler on the frozen decoder with
-   the exact 50k-image mixture (no minibatch bias) gave coverage <= 0.001 at σ² per pixel,
-   x 10 and x 68 (the per-image-norm reading); at x 10 and x 68 its codes sat 37 and 53 units
-   from the encoder codes' mean, decoding to training images at SSE 0.6 and 2.1: with no
-   prior term in eq. 13, the decoder reproduces
-   training images in regions the encoder never visits, so the Gibbs aggregate's mass is not
-   where the codes are. With ``encoder-kde`` the same frozen-decoder run reached coverage 0.17
-   after 2,000 steps. ``explorer.evaluate.sampler_coverage`` checks the trained result.
-5. **SVGD's variance collapse in d = 16.** With the paper's bandwidth h = med²/log n, SVGD
-   under-disperses in 16 dimensions with ~100 particles (measured: 100 free particles on
-   N(0, I_16) settle at per-dimension std 0.52; 400 particles, 0.65; h x 2, 0.83; the sampler net
-   on a Gaussian fitted to the codes reached std 3.8 of 6.9). The sampler's kernel width is
-   therefore ``sampler_kernel_scale`` x med²/log n, default 4 (measured on the frozen decoder:
-   coverage 0.12 at scale 1 after 1,500 steps, 0.15 at scale 4). The encoder's SVGD keeps the
-   paper's h: its particle sets live in a single narrow posterior.
-6. **The sampler's input noise: (ε, k), and sets per k** (``sampler_components``,
-   ``sampler_sets``, ``sampler_start``). Readings 4-5 alone mode-collapse: the shipped sampler
-   net of the first checkpoints drew "1"s for 99 % of its MNIST samples (class entropy 0.04 under
-   the dataset's classifier; median squared distance to the nearest training image 4.3 against
-   19.2 for test images) and tops, pullovers and shirts on Fashion-MNIST (0.53). Measured on the
-   frozen shipped MNIST encoder and decoder, training only a fresh sampler net on the same KDE
-   target (every 500 steps, 2,000 samples):
-
-   - the net starts with all outputs at one point (spread 0.02 per unit) and the target's score
-     pulls them into one mode ("1": 99 % after 500 steps, 94 % after 2,000);
-   - *free* SVGD particles on the same target keep the classes: started at KDE samples they stay
-     at class entropy 0.997 for 3,000 steps (kernel scale 4 or 1), so the target and SVGD are
-     sound and the amortization is what fails;
-   - repulsion first (the score ramped from 0 to 1 over 1,000-1,500 steps, annealed SVGD after
-     D'Angelo & Fortuin 2021) spreads the net over all classes (entropy 0.94-0.97 at step 500)
-     but, once the score is at full weight, the amortized net drifts back into the densest mode:
-     0.83 at step 3,000 (scale 4), 0.27 at step 1,000 (scale 1); annealing the KDE width instead,
-     a K = 50 mixture input started at random offsets, a lower learning rate (1e-4) and
-     per-particle normalised directions drift the same way. The "1"s are the tightest class
-     (spread 4.7 per unit against 6.1-7.2), so the KDE's density peaks there; a parametric
-     sampler trained on the reverse KL that SVGD descends concentrates on it.
-
-   The paper allows "an arbitrary distribution" for the sampler's noise f_s(ε) (§IV.B) and says
-   the sampler's gradient "has the same formula as the encoder". So the sampler reads noise
-   (ε, k): ε ~ N(0, I) image-shaped as before and k ~ Uniform{1..K}; S(ε, k) = net(ε) + offset_k;
-   and, as the encoder runs SVGD within each image's particle set, the sampler runs it within
-   each k's set: each step draws ``sampler_sets`` k's with ``sampler_particles`` draws each.
-   The offsets are seeded at step ``sampler_start`` from K encoder particles of the bank, and the
-   net's last layer is set so its spread starts at the KDE's width (:meth:`LDCVAE.seed_sampler`):
-   the sampler starts as a kernel density over K encoder particles, which SVGD then trains. Same
-   frozen-decoder measurement, 2,000 steps of 4 sets of 32, K = 256: class entropy 0.996,
-   smallest class 8.3 %, nearest-training-image median 16.9 (test images 19.0), Fréchet distance
-   (classifier features, against 2,000 test images) 77 against the GMM-10's 68 (K = 1,024: 0.996,
-   7.5 %, 17.6, 72). Smaller sets under-disperse (SVGD's variance collapse, reading 5), leaving the
-   samples near their seeds: 16 sets of 8 gave median 11.3, one set of 128 over all k's 7.6.
-   Before ``sampler_start`` the encoder's codes are still moving and the sampler does not train.
+1. **σ² of the Gibbs posterior** (§V.A, "the variance of ||X - D(z)|| in a batch"): the variance of
+   the batch's residual entries, i.e. the per-pixel residual variance, detached. The literal
+   variance of per-image norms goes to 0 when every image is reconstructed equally well; it is
+   logged as ``sigma2_norm_reading``.
+2. **Sign and scale in Algorithm 1** (step 3's ∇_z L_REC): the score of eq. 13,
+   ∇_z log p(z|x) = -∇_z ||x - D(z)||² / σ².
+3. **What trains what** (step 4): L_REC reaches the encoder through z as well as the decoder
+   (``rec_to_encoder=True``), as written; test SSE 15.58 vs 15.72 without it.
+4. **Which posterior the sampler net targets** (step 6 needs an x that S(ε_s) never sees): the
+   aggregate posterior, through a kernel density over the latest encoder particles
+   (``sampler_target="encoder-kde"``, :func:`kde_score`); the minibatch Gibbs mixture
+   (``gibbs-mixture``) drew near-copies of 12 training images.
+5. **SVGD's variance collapse in d = 16**: the sampler's kernel width is
+   ``sampler_kernel_scale`` x med²/log n, default 4 (the paper's h left 100 free particles on
+   N(0, I_16) at std 0.52); the encoder keeps the paper's h.
+6. **The sampler's input noise (ε, k), and SVGD sets per k** (§IV.B allows "an arbitrary
+   distribution" for f_s(ε)): S(ε, k) = net(ε) + offset_k, k ~ Uniform{1..K}, seeded from K
+   encoder particles (:meth:`LDCVAE.seed_sampler`); readings 4-5 alone drew "1"s for 99 % of
+   MNIST samples, free SVGD particles on the same target kept every class.
 7. **When the sampler trains: on the converged encoder** (``sampler_start`` = 18,000 steps, 30
-   epochs of 60k images at batch 100). Trained jointly from step 3,000, the sampler net kept every
-   class (MNIST class entropy 0.98-0.99, smallest class 6.6-7.4 % over epochs 6-14) but its Fréchet
-   distance (classifier features, 2,000 samples against the test images) rose with every epoch, 65
-   at seeding, 105 at epoch 6, 114 at epoch 8, 175 at epoch 13, while the encoder's codes kept
-   spreading (std per unit 8.2 at epoch 8, 9.6 at epoch 14; Fashion-MNIST 67 to 88 over epochs
-   6-12). The lagging sampler ends up between the codes: its samples sat 19.7 from the nearest
-   encoder mean where encoder means sit 15.4 apart. A sampler seeded on the epoch-14 encoder and
-   trained 3,000 steps on its frozen KDE reached FD 80, class entropy 0.98, smallest class 4.1 %,
-   nearest-training-image median 16.2 (test images 19.2). Halving the KDE width instead (Scott's h
-   x 0.5) gave FD 59 but median 8.3: copies of training images, so the target keeps Scott's h.
-   Algorithm 1 is unchanged otherwise: after ``sampler_start`` encoder, decoder and sampler train
-   together; ``train.py`` refuses a run too short to train the sampler for 3,000 steps.
+   epochs at batch 100): trained jointly from step 3,000 its Fréchet distance rose from 65 to 175
+   while the encoder's codes kept spreading; ``train.py`` refuses runs too short to train the
+   sampler for 3,000 steps (:meth:`LDCVAE.check_schedule`).
 
 Units: ``rec`` is the per-image sum of squared errors on [0, 1] pixels (the decoder's loss is
 its batch mean; MSE up to the constant D), ``sigma2`` is per pixel. The surrogate losses for the
@@ -138,7 +66,7 @@ import torch
 from torch import nn
 
 from ..nets import build_nets
-from ..svgd import median_bandwidth, svgd_direction
+from ..svgd import median_bandwidth, svgd_direction, svgd_sample
 from .base import LatentModel, ModelConfig
 
 # Architecture per profile: the paper profile of LDC-VAE is the RAE network (000 §V.A).
@@ -523,8 +451,6 @@ def particle_flow(model: LDCVAE, x: torch.Tensor, n_particles: int = 64, steps: 
     Raises:
         ValueError: bad image shape, ``n_particles`` < 2, ``steps`` < 0 or ``step_size`` <= 0.
     """
-    from ..svgd import svgd_sample
-
     x = x[None] if x.dim() == 3 else x
     model._check_images(x)
     if n_particles < 2:

@@ -26,29 +26,15 @@ Readings where the paper is ambiguous:
 4. **Which q.** The base encoder's q(z|x) = N(μ(x), diag σ²(x)), in eval mode and frozen: its
    weights are not parameters of this model, are never in its state dict, and never train.
 5. **No reward for an uncertain encoder** (``latent_term``). Taken literally (``nll``),
-   -log q(z|G(z)) = Σ_j [(z_j - μ_j)² / (2σ_j²) + log σ_j] + const also falls when G makes the
-   encoder *unsure* (σ(G(z)) large), which it is off the data manifold. Against the sharp
-   AR-ELBO Iso-I base the generator takes that route. Measured (MNIST, 10k images, 3 epochs, λ =
-   1): G's samples became high-frequency noise patterns on which the base encoder's posterior
-   std is 0.38, against 0.039 on test images; -log q of such a noise image at a random z was 63
-   nats, of a test image at its own μ + 0.3 per unit 523 nats, so noise wins; the
-   discriminator rejected every sample (D(G(z)) ≈ 1e-4). Pre-training 1 epoch at λ = 0 or
-   dividing λ by d did not prevent it. The default, ``detached-variance``, evaluates the same
-   log-density but stops the gradient through σ²(G(z)): G is pulled to images that encode to
-   z and is not paid for making the encoder uncertain. Same run: digit strokes, latent recovery
-   ||μ(G(z)) - z||² 1.96 (λ = 0: 19). The value of the term is unchanged, so the logged
-   ``latent_nll`` is -log q(z|G(z)) either way.
-
-6. **Which λ.** Eq. 4 weighs a GAN loss of order 1 nat against -log q(z|G(z)), whose scale
-   is set by the base encoder's posterior width: 004's VAE has posteriors of order N(0, 1)
-   width, the AR-ELBO Iso-I base here has σ ≈ 0.04 per unit, so each unit of
-   (z - μ)² / (2σ²) weighs ~300 times more. At λ = 1 the latent term swamps the discriminator
-   (measured on the first shipped checkpoints: mean D(G(z)) 4e-3 on MNIST, prior samples G(z)
-   with a classifier FD of 1,201 against the base decoder's 849, i.e. worse than the VAE, the
-   opposite of 004 Table 1). App. C.2 sweeps λ from 0.01 to 20; its smallest value keeps the
-   direction of 004's headline (prior samples G(z) better than the VAE's D(z): FD 299 vs 849 on
-   MNIST, 151 vs 318 on Fashion-MNIST) and still recovers z 9x better than λ = 0. So λ = 0.01 is
-   the default (``lsr-gan``), with ``lsr-gan-lambda1`` and the λ = 0 control beside it.
+   -log q(z|G(z)) also falls when G makes the encoder unsure (σ(G(z)) large, off the data
+   manifold), and against the sharp AR-ELBO Iso-I base the generator took that route (noise
+   images, D(G(z)) ≈ 1e-4). The default, ``detached-variance``, evaluates the same log-density but
+   stops the gradient through σ²(G(z)); the logged ``latent_nll`` is -log q(z|G(z)) either way.
+6. **Which λ.** Eq. 4 weighs a GAN loss of order 1 nat against -log q(z|G(z)), whose scale is set
+   by the base's posterior width (σ ≈ 0.04 per unit here against 004's ≈ 1); at λ = 1 the latent
+   term swamps the discriminator and G(z) scores worse than the VAE's D(z), the opposite of 004
+   Table 1. App. C.2's smallest λ, 0.01, keeps the headline's direction, so it is the default
+   (``lsr-gan``), with ``lsr-gan-lambda1`` and the λ = 0 control beside it.
 
 The base VAE is a separate checkpoint. This model's config records its path and the SHA-256
 of its file; building the model (training or loading) reads that file, and refuses it when the
@@ -68,7 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..io import file_sha256  # noqa: F401  (re-exported: explorer.expost imports it from here)
+from ..io import file_sha256
+from ..layout import EXT
 from ..losses import gaussian_nll
 from ..nets import build_nets, dcgan_discriminator
 from ..samplers import GaussianMixtureSampler
@@ -125,20 +112,23 @@ class LSRGANConfig(ModelConfig):
         return "lsr-gan" if self.lam == DEFAULT_LAMBDA else f"lsr-gan-lambda{self.lam:g}"
 
 
-def resolve_base(config: LSRGANConfig, near: Path | None = None) -> LatentModel:
+def resolve_base(config: LSRGANConfig, near: Path | None = None, load=None) -> LatentModel:
     """Find, verify and load the base VAE of ``config``; fills ``base_path``, ``base_sha256``
     and ``latent_dim`` when empty.
 
     Looks for the base file next to ``near`` (a checkpoint path; by the recorded file name, or
-    ``ar-elbo-iso-i`` when none is recorded), then at ``config.base_path``.
+    ``ar-elbo-iso-i`` when none is recorded), then at ``config.base_path``, and reads it with
+    ``load(path, expost=False)`` (:func:`explorer.checkpoint.load`, handed in so that the model
+    layer never imports the checkpoint layer above it).
 
     Raises:
         BaseMismatch: no base file; its SHA-256 differs from ``config.base_sha256``; it is not a
             Gaussian-encoder model; its latent size or image shape differs from the config.
         explorer.checkpoint.CheckpointError: the base file is not a readable checkpoint.
     """
-    from ..checkpoint import EXT, load  # lazy: checkpoint imports the model registry
-
+    if load is None:
+        raise BaseMismatch("lsr-gan: building it needs a checkpoint loader for its base VAE; use "
+                           "explorer.checkpoint.build_model or explorer.load, or pass base=")
     name = Path(config.base_path).name if config.base_path else DEFAULT_BASE + EXT
     candidates = ([Path(near).parent / name] if near is not None else []) + \
                  ([Path(config.base_path)] if config.base_path else [])
@@ -183,18 +173,20 @@ class LSRGAN(LatentModel):
     config_class = LSRGANConfig
     trainer = "adversarial"
 
-    def __init__(self, config: LSRGANConfig, base: LatentModel | None = None, near: Path | None = None):
+    def __init__(self, config: LSRGANConfig, base: LatentModel | None = None, near: Path | None = None, load=None):
         nn.Module.__init__(self)  # not LatentModel.__init__: the encoder is the base's, not ours
-        object.__setattr__(self, "base", base if base is not None else resolve_base(config, near))
+        object.__setattr__(self, "base", base if base is not None else resolve_base(config, near, load))
+        self.meta, self.arrays = {}, {}
         self.config = config
         self.decoder = build_nets(GENERATOR_NETS[config.profile], config.image_shape, 1, config.latent_dim)[1]
         self.discriminator = dcgan_discriminator(config.image_shape, config.disc_width)
         self.gmm = GaussianMixtureSampler(config.latent_dim)
 
     @classmethod
-    def from_config(cls, config: LSRGANConfig, path: str | Path | None = None) -> "LSRGAN":
-        """Build for the checkpoint at ``path``: the base is looked for next to it first."""
-        return cls(config, near=Path(path) if path is not None else None)
+    def from_config(cls, config: LSRGANConfig, path: str | Path | None = None, load=None) -> "LSRGAN":
+        """Build for the checkpoint at ``path``: the base is looked for next to it first and read
+        with ``load`` (see :func:`resolve_base`)."""
+        return cls(config, near=Path(path) if path is not None else None, load=load)
 
     @property
     def encoder(self) -> nn.Module:

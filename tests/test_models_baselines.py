@@ -1,11 +1,10 @@
 """Deterministic-encoder baselines: AE, RAE-L2, RAE-GP (Ghosh et al. 2020), WAE-MMD (Tolstikhin et al. 2018).
 
 Every loss term is checked against a hand computation; the API, a few training steps and the
-checkpoint round trip are checked for every shipped baseline.
-"""
-import copy
+checkpoint round trip are checked for every shipped baseline."""
 import math
 
+import copy
 import pytest
 import torch
 from torch import nn
@@ -19,7 +18,10 @@ from explorer.models.rae import (RAE_BETA, RAE_LAMBDA, decoder_weight_l2, forwar
 from explorer.models.wae import IMQ_SCALES, imq_kernel, mmd_imq
 from explorer.training import train_step
 
+
 BASELINES = ["ae", "rae-l2", "rae-gp", "wae-mmd"]
+
+
 D = 28 * 28
 
 

@@ -1,10 +1,9 @@
+"""explorer.metrics.latent: precision/recall/density/coverage, MMD, active units."""
 import numpy as np
 import pytest
 import torch
 
-from explorer.interpolation import interpolate
 from explorer.metrics import active_units, mmd_rbf, prdc
-from explorer.projection import Projection
 
 
 def test_prdc_identical_sets_are_perfect():
@@ -37,27 +36,3 @@ def test_active_units_counts_dims_with_variance_above_threshold():
     mu[:, 0] = np.random.default_rng(0).normal(0, 1, 1000)
     mu[:, 1] = np.random.default_rng(1).normal(0, 0.05, 1000)  # var 0.0025 < 0.01
     assert active_units(mu) == 1
-
-
-def test_projection_validation_and_linear_map():
-    z = np.random.default_rng(0).normal(size=(50, 5)).astype(np.float32)
-    with pytest.raises(ValueError, match="'tsne'"):
-        Projection("tsne")
-    with pytest.raises(ValueError, match="d = 2, got d = 5"):
-        Projection("identity").fit(z)
-    p = Projection("pca").fit(z)
-    mean, comps = p.linear_map()
-    assert np.allclose((z - mean) @ comps.T, p.transform(z), atol=1e-5)
-    with pytest.raises(ValueError, match="d = 5, got codes with d = 3"):
-        p.transform(z[:, :3])
-
-
-def test_interpolation_endpoints_and_slerp_norm():
-    z0, z1 = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
-    for method in ("linear", "spherical"):
-        path = interpolate(z0, z1, 5, method)
-        assert path.shape == (5, 2) and torch.allclose(path[0], z0) and torch.allclose(path[-1], z1, atol=1e-6)
-    assert torch.allclose(interpolate(z0, z1, 5, "spherical").norm(dim=1), torch.full((5,), 3.0), atol=1e-5)
-    assert interpolate(z0, z1, 5, "linear")[2].norm() < 3.0
-    with pytest.raises(ValueError, match="'cubic'"):
-        interpolate(z0, z1, 5, "cubic")

@@ -6,7 +6,7 @@ GMM-10 and GMM-100, and samples from it in torch. Its parameters live in buffers
 travel with the weights in a safetensors file; no pickled sklearn object is stored.
 
 The sampler named ``gmm-10`` (K = 10) is stored inside each checkpoint (state-dict keys
-``gmm.*``); ``gmm-100`` and the two-stage VAE live in a sidecar file (:mod:`explorer.expost`).
+``gmm.*``); ``gmm-100`` and the two-stage VAE live in a sidecar file (:mod:`explorer.samplers.sidecar`).
 """
 from __future__ import annotations
 
