@@ -5,14 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.checkpoint import build_model, save
-from explorer.io import file_sha256
-from explorer.samplers.expost import fit_expost
-from explorer.samplers.sidecar import save_sidecar
-from explorer.samplers.two_stage import TwoStageConfig
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from explorer.checkpoint import build_model, save  # noqa: E402
+from explorer.io import file_sha256  # noqa: E402
+from explorer.samplers.expost import fit_expost  # noqa: E402
+from explorer.samplers.sidecar import save_sidecar  # noqa: E402
+from explorer.samplers.two_stage import TwoStageConfig  # noqa: E402
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 FAST_TWO_STAGE = TwoStageConfig(hidden=32, depth=1, epochs=2, batch_size=128)
