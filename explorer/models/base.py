@@ -153,7 +153,7 @@ class LatentModel(nn.Module):
                 + (self.expost.samplers if self.expost is not None else []))
 
     def attach_expost(self, expost) -> None:
-        """Hang ex-post samplers (:class:`explorer.expost.ExPostSamplers`, or None to remove
+        """Hang ex-post samplers (:class:`explorer.samplers.expost.ExPostSamplers`, or None to remove
         them) on the model, on its device, outside its state dict."""
         if expost is not None:
             expost = expost.to(self.gmm.means.device).eval()
