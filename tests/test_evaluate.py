@@ -10,7 +10,7 @@ import explorer
 from explorer.checkpoint import build_model, read_metadata
 from explorer.data import load_dataset
 from explorer.evaluate import drift, epoch_monitor, lsr_gan_metrics, sampler_coverage, sampler_modes, shipped_classifier
-from explorer.layout import is_sidecar
+from explorer.layout import list_models
 from explorer.metrics.modes import classify
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ def retrained(path: Path) -> bool:
 
 
 def shipped(dataset: str) -> list[Path]:
-    paths = [p for p in sorted((ROOT / "checkpoints" / dataset).glob("*.safetensors")) if not is_sidecar(p)]
+    paths = list(list_models(ROOT / "checkpoints", dataset).values())
     assert paths, f"no shipped checkpoints for {dataset}"  # never pass having checked nothing
     return paths
 

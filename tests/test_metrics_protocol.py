@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from explorer.data import load_dataset
-from explorer.expost import is_sidecar
 from explorer.io import file_sha256
+from explorer.layout import list_models
 from explorer.metrics.protocol import evaluate_table, image_sets, merge_tables, stale_models
 
 
@@ -107,7 +107,6 @@ def test_shipped_tables_measured_the_shipped_checkpoints(table_path):
     """Every results table records the SHA-256 of each checkpoint its rows measured; a retrained
     checkpoint needs its rows recomputed (``explorer.evaluate ... --update --models NAME``)."""
     table = json.loads(table_path.read_text())
-    folder = table_path.parent.parent / "checkpoints" / table["dataset"]
-    shipped = {p.name[: -len(".safetensors")]: p for p in folder.glob("*.safetensors") if not is_sidecar(p)}
+    shipped = list_models(table_path.parent.parent / "checkpoints", table["dataset"])
     assert set(table["checkpoints"]) == set(shipped), "the table covers exactly the shipped models"
     assert stale_models(table, {n: file_sha256(p) for n, p in shipped.items()}) == []
