@@ -65,6 +65,11 @@ for name, model in models:
         for col, s in zip(cols, samplers[row:row + per_row]):
             with col:
                 st.markdown(f"**{SAMPLER_LABELS.get(s, s)}**")
+                if s == "prior" and not model.prior_in_objective:
+                    st.caption(f"{model.family}'s objective has no prior term, so N(0, I) is only the control: its "
+                               "draws land where the encoder never put codes, and decode to what the decoder makes "
+                               "of that region: the gap LDC-VAE's sampler net (seed 000 §V.B) and the ex-post "
+                               "GMMs (Ghosh et al. 2020) exist to avoid.")
                 picture(sample_grid_png(dataset, name, s, int(n_show), model_version(dataset, name), model),
                         f"decode(z), z from {s}", key=f"grid_{name}_{s}", filename=f"{dataset}-{name}-{s}-samples")
                 fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),

@@ -170,6 +170,8 @@ def test_sampler_page_shows_every_sampler_of_ldc_vae(dataset):
     assert len([im for im in at.image if any("decode(z)" in c for c in im.captions)]) == 9
     assert any("sampler net" in m.value for m in at.markdown)
     assert any("two-stage VAE" in m.value for m in at.markdown) and any("GMM-100" in m.value for m in at.markdown)
+    # ldc-vae's N(0, I) panel says it is only a control (no prior term); the vae's prior panel does not
+    assert len([c for c in at.caption if "objective has no prior term" in c.value]) == 1
 
 
 def test_particle_flow_animates_towards_the_posterior():

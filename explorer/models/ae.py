@@ -65,6 +65,7 @@ class DeterministicAE(LatentModel):
 
     config_class = AEConfig
     gaussian_encoder = False
+    prior_in_objective = False  # no KL term: codes go wherever reconstruction puts them (Ghosh et al. 2020 §2)
 
     def build_networks(self, config: AEConfig) -> tuple[nn.Module, nn.Module]:
         """``(encoder, decoder)``: the encoder outputs the code ``(B, d)`` (no log-variance half)."""

@@ -185,6 +185,7 @@ class LDCVAE(LatentModel):
     family = "ldc-vae"
     config_class = LDCVAEConfig
     gaussian_encoder = False
+    prior_in_objective = False  # no KL term (eq. 15-16): generation goes through the sampler net (§V.B)
 
     def __init__(self, config: LDCVAEConfig):
         super().__init__(config)

@@ -113,6 +113,7 @@ class WAE(DeterministicAE):
     """
 
     family = "wae-mmd"
+    prior_in_objective = True  # the MMD term matches the codes to N(0, I) (Tolstikhin et al. 2018)
     config_class = WAEConfig
 
     def regularizers(self, x: torch.Tensor, z: torch.Tensor, x_hat: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
