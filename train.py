@@ -33,7 +33,7 @@ from explorer.io import versions
 from explorer.layout import classifier_path, model_path, resume_path
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
-from explorer.models.ldc_vae import SAMPLER_TARGETS
+from explorer.models.ldc_vae import KDE_BANDWIDTHS, SAMPLER_TARGETS
 from explorer.models.lsr_gan import LATENT_TERMS
 from explorer.nets import PROFILES
 from explorer.trainers import trainer_for
@@ -43,7 +43,7 @@ from explorer.training import TrainConfig, TrainingDiverged
 CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
                   "profile": "profile", "particles": "particles", "sampler_particles": "sampler_particles",
                   "sampler_target": "sampler_target", "sampler_kernel_scale": "sampler_kernel_scale",
-                  "sampler_start": "sampler_start",
+                  "sampler_start": "sampler_start", "sampler_kde_bandwidth": "sampler_kde_bandwidth",
                   "vae": "base_path", "lam": "lam", "latent_term": "latent_term"}
 
 
@@ -66,6 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="ldc-vae: what the sampler net's SVGD targets (default encoder-kde; see explorer.models.ldc_vae)")
     p.add_argument("--sampler-start", type=int,
                    help="ldc-vae: training step at which the sampler net is seeded and starts training (default 18000)")
+    p.add_argument("--sampler-kde-bandwidth", choices=KDE_BANDWIDTHS,
+                   help="ldc-vae: width of the sampler's KDE target: cv (held-out likelihood, default) or scott")
     p.add_argument("--sampler-kernel-scale", type=float,
                    help="ldc-vae: multiplier on the sampler's median-heuristic SVGD bandwidth (default 4; 1 = the paper's)")
     p.add_argument("--vae", metavar="CHECKPOINT",

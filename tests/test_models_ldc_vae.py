@@ -8,7 +8,7 @@ import explorer
 from explorer.checkpoint import save
 from explorer.evaluate import sampler_coverage
 from explorer.models import build_model
-from explorer.models.ldc_vae import kde_score
+from explorer.models.ldc_vae import KDE_SCALES, cv_bandwidth_scale, kde_score
 from explorer.svgd import svgd_direction
 
 
@@ -178,6 +178,7 @@ def test_sampler_waits_for_its_start_then_is_seeded_from_the_code_bank(batch):
     bank = m._codes
     seeded = m.sampler_offsets.detach().clone()
     assert all((bank == row).all(1).any() for row in seeded)  # every offset is a banked particle
+    assert min(abs(float(m.kde_scale) - s) for s in KDE_SCALES) < 1e-6  # reading 8: the KDE width, chosen at seeding
     terms = train_step(m, opt, batch)  # step 3: SVGD trains the sampler
     assert terms["phi_sampler"] > 0 and not torch.equal(seeded, m.sampler_offsets.detach())
     assert int(m.steps_done) == 3
@@ -193,9 +194,27 @@ def test_config_saved_before_reading_6_loads_as_the_old_sampler(tmp_path):
               "code_bank": 8192}
     cls = type(build_model("ldc-vae", latent_dim=4))
     cfg = cls.config_class.from_dict(cls.upgrade_config(legacy))
-    assert cfg.sampler_components == 0 and cfg.sampler_start == 0
-    fresh = cls.config_class.from_dict({"latent_dim": 4})  # a new config gets reading 6's defaults
-    assert fresh.sampler_components == 256 and fresh.sampler_start == 18_000
+    assert cfg.sampler_components == 0 and cfg.sampler_start == 0 and cfg.sampler_kde_bandwidth == "scott"
+    fresh = cls.config_class.from_dict({"latent_dim": 4})  # a new config gets readings 6 and 8's defaults
+    assert fresh.sampler_components == 256 and fresh.sampler_start == 18_000 and fresh.sampler_kde_bandwidth == "cv"
+    state = {k: v for k, v in cls(fresh).state_dict().items() if k != "kde_scale"}  # written before reading 8
+    old = cls(fresh)
+    old.load_state_dict(state)
+    assert float(old.kde_scale) == 1.0
+
+
+def test_cv_bandwidth_is_scott_for_one_gaussian_and_narrower_for_clusters():
+    """Reading 8: Scott's rule is right for one Gaussian; for well-separated clusters (as the codes of ten
+    digit classes are) the held-out likelihood wants a narrower kernel."""
+    g = torch.Generator().manual_seed(0)
+    assert 0.9 <= cv_bandwidth_scale(torch.randn(4096, 16, generator=g)) <= 1.25
+    centres = 10 * torch.randn(10, 16, generator=g)
+    clusters = centres[torch.randint(10, (4096,), generator=g)] + torch.randn(4096, 16, generator=g)
+    assert cv_bandwidth_scale(clusters) <= 0.5
+    with pytest.raises(ValueError, match="K >= 4"):
+        cv_bandwidth_scale(torch.randn(3, 16))
+    with pytest.raises(ValueError, match="sampler_kde_bandwidth"):
+        build_model("ldc-vae", sampler_kde_bandwidth="silverman")
 
 
 def test_a_run_too_short_for_the_sampler_is_refused_before_training():
