@@ -33,6 +33,7 @@ from explorer.io import versions
 from explorer.layout import classifier_path, model_path, resume_path
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
+from explorer.models.ar_elbo import DIAG_D_VARIANCES
 from explorer.models.ldc_vae import KDE_BANDWIDTHS, SAMPLER_TARGETS
 from explorer.models.lsr_gan import LATENT_TERMS
 from explorer.nets import PROFILES
@@ -44,7 +45,7 @@ CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "lat
                   "profile": "profile", "particles": "particles", "sampler_particles": "sampler_particles",
                   "sampler_target": "sampler_target", "sampler_kernel_scale": "sampler_kernel_scale",
                   "sampler_start": "sampler_start", "sampler_kde_bandwidth": "sampler_kde_bandwidth",
-                  "vae": "base_path", "lam": "lam", "latent_term": "latent_term"}
+                  "vae": "base_path", "lam": "lam", "latent_term": "latent_term", "diag_d_variance": "diag_d_variance"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--name", help="checkpoint name (default: derived from the config, e.g. ar-elbo-iso-d)")
     p.add_argument("--variance", choices=VARIANCES, help="AR-ELBO variance parameterization (seed 002 Table 2)")
+    p.add_argument("--diag-d-variance", choices=DIAG_D_VARIANCES,
+                   help="ar-elbo diag-d: estimate σᵢ²(z) leaving out the image it weighs (default) or in-sample "
+                        "(see explorer.models.ar_elbo)")
     p.add_argument("--beta", type=float, help="KL weight (vae family)")
     p.add_argument("--alpha", type=float, help="consistency-loss weight (consistency-vae)")
     p.add_argument("--particles", type=int, help="ldc-vae: SVGD particles (encoder noise draws) per image, M (default 8)")

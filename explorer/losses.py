@@ -106,7 +106,7 @@ _SIGMA2 = {
 
 
 def conditional_sigma2(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, mu: torch.Tensor,
-                       logvar: torch.Tensor, eps: float = AR_ELBO_EPS) -> torch.Tensor:
+                       logvar: torch.Tensor, eps: float = AR_ELBO_EPS, leave_one_out: bool = False) -> torch.Tensor:
     """Diag-D's per-pixel variance σᵢ²(z) as the MLE *given z* (the reading of seed 002 eq. 51 in
     :mod:`explorer.models.ar_elbo`): E[(xᵢ - μᵢ(z))² | z] over the minibatch,
 
@@ -117,14 +117,26 @@ def conditional_sigma2(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, mu
     With sharp posteriors w_bb' -> 1 for b' = b and this is eq. 51, (x_b - μ(z_b))²; with
     uninformative ones it is the batch's per-pixel variance, Diag-I's eq. 47.
 
+    ``leave_one_out=True`` (Diag-D reading 2, the default for new checkpoints) drops b' = b from the
+    sum (w_bb = 0, the rest renormalised): the variance that weighs image b's error is estimated from
+    the *other* images that could have produced z_b, so it is not the error it weighs. With the image
+    itself in the estimate, once posteriors sharpen σ̂ᵢ² -> (xᵢ - μᵢ)² and the step's per-pixel weight
+    1/σ̂ᵢ² rewards fitting exactly the pixels already nearly right (the eq. 51 degeneracy, mode-seeking,
+    jagged strokes). With sharp posteriors the leave-one-out estimate is the squared error of the
+    nearest other code's image, a local variance of the data given z.
+
     Args:
         x, x_hat: ``(B, C, H, W)`` data and decoder means μ(z_b); z, mu, logvar: ``(B, d)`` the
-            codes and the posterior parameters they were drawn from.
+            codes and the posterior parameters they were drawn from. ``leave_one_out`` needs B >= 2.
     Returns:
         ``(B, C, H, W)`` variances, detached (held fixed in the step, as eq. 8a's alternation).
     """
     with torch.no_grad():
         lq = -0.5 * (((z[:, None] - mu[None]) ** 2) * (-logvar).exp()[None] + logvar[None]).sum(-1)  # (B, B')
+        if leave_one_out:
+            if lq.shape[0] < 2:
+                raise ValueError(f"leave-one-out variance needs a batch of at least 2 images, got {lq.shape[0]}")
+            lq = lq.masked_fill(torch.eye(lq.shape[0], dtype=torch.bool, device=lq.device), float("-inf"))
         w = torch.softmax(lq, dim=1)
         xf, m = x.flatten(1), x_hat.flatten(1)
         s2 = w @ xf.pow(2) - 2.0 * m * (w @ xf) + m.pow(2)  # Σ_b' w (x_b' - m_b)², using Σ_b' w = 1
@@ -132,7 +144,8 @@ def conditional_sigma2(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, mu
 
 
 def ar_elbo_reconstruction(x: torch.Tensor, x_hat: torch.Tensor, variance: str,
-                           eps: float = AR_ELBO_EPS, posterior: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           eps: float = AR_ELBO_EPS, posterior: tuple | None = None,
+                           leave_one_out: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """AR-ELBO reconstruction objective J_rec at the MLE of Sigma_x (seed 002 Table 2, eq. 9, 41, 45, 49, 53).
 
     The value returned is the Gaussian negative log-likelihood per image evaluated at the MLE
@@ -150,6 +163,8 @@ def ar_elbo_reconstruction(x: torch.Tensor, x_hat: torch.Tensor, variance: str,
     Diag-D with ``posterior = (z, mu, logvar)`` uses :func:`conditional_sigma2` instead of eq. 51's
     single-sample MLE, and returns the Gaussian NLL at that (fixed) variance:
     Σᵢ [(xᵢ - μᵢ)² / (2σ̂ᵢ²) + ½ log 2πσ̂ᵢ²]; with sharp posteriors it equals the eq. 53 form.
+    ``leave_one_out`` is passed on (Diag-D reading 2); the NLL is then that of image b under a
+    variance estimated without it, a held-out figure that is much larger than the in-sample one.
 
     Returns:
         ``(rec, sigma2)``: ``rec`` is a scalar, the batch-mean per-image nats; ``sigma2`` is
@@ -157,7 +172,7 @@ def ar_elbo_reconstruction(x: torch.Tensor, x_hat: torch.Tensor, variance: str,
     """
     d = x[0].numel()
     if variance == "diag-d" and posterior is not None:
-        s2 = conditional_sigma2(x, x_hat, *posterior, eps=eps)
+        s2 = conditional_sigma2(x, x_hat, *posterior, eps=eps, leave_one_out=leave_one_out)
         rec = (0.5 * (x - x_hat).pow(2) / s2 + 0.5 * (LOG_2PI + s2.log())).flatten(1).sum(1).mean()
         return rec, s2
     s2 = sigma2_mle(x, x_hat, variance, eps)

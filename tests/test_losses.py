@@ -82,6 +82,31 @@ def test_diag_d_conditional_variance_limits(batch):
     assert torch.allclose(flat, expected, atol=1e-5)
 
 
+def test_diag_d_leave_one_out_variance_never_sees_the_image_it_weighs(batch):
+    """Reading 2: sharp posteriors give the squared error of the nearest other code's image;
+    identical posteriors give the mean over the other B - 1 images; a batch of one is refused."""
+    from explorer.losses import conditional_sigma2
+
+    g = torch.Generator().manual_seed(3)
+    x_hat = torch.rand(batch.shape, generator=g)
+    mu = torch.randn(8, 3, generator=g) * 5
+    sharp = conditional_sigma2(batch, x_hat, mu, mu, torch.full((8, 3), -20.0), eps=0.0, leave_one_out=True)
+    d2 = torch.cdist(mu, mu).fill_diagonal_(float("inf"))
+    nearest = d2.argmin(1)
+    assert torch.allclose(sharp, (batch[nearest] - x_hat).pow(2), atol=1e-6)
+    flat = conditional_sigma2(batch, x_hat, mu, torch.zeros(8, 3), torch.zeros(8, 3), eps=0.0, leave_one_out=True)
+    err = (batch[None] - x_hat[:, None]).pow(2)  # (b, b', ...)
+    expected = (err.sum(1) - err.diagonal(dim1=0, dim2=1).movedim(-1, 0)) / 7
+    assert torch.allclose(flat, expected, atol=1e-5)
+    # changing image b alone leaves its own variance estimate unchanged
+    moved = batch.clone()
+    moved[0] = 1.0 - moved[0]
+    again = conditional_sigma2(moved, x_hat, mu, torch.zeros(8, 3), torch.zeros(8, 3), eps=0.0, leave_one_out=True)
+    assert torch.allclose(again[0], flat[0], atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        conditional_sigma2(batch[:1], x_hat[:1], mu[:1], mu[:1], torch.zeros(1, 3), leave_one_out=True)
+
+
 def test_diag_d_with_posterior_is_the_nll_at_the_conditional_variance(batch):
     from explorer.losses import conditional_sigma2
 

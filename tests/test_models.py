@@ -72,6 +72,28 @@ def test_ar_elbo_exposes_sigma2_mle_after_a_step(batch):
     assert diag.sigma2.shape == (1, 28, 28)
 
 
+def test_ar_elbo_diag_d_reads_old_checkpoints_in_sample_and_trains_leave_one_out(batch):
+    """Diag-D reading 2: new models estimate σᵢ²(z) leaving image b out; a config saved before it
+    (no ``diag_d_variance``) loads as reading 1, and the two readings give different losses."""
+    from explorer.models.ar_elbo import ARELBO
+
+    assert build_model("ar-elbo", variance="diag-d").config.diag_d_variance == "leave-one-out"
+    legacy = {k: v for k, v in build_model("ar-elbo", variance="diag-d").config.to_dict().items() if k != "diag_d_variance"}
+    assert ARELBO.config_class.from_dict(ARELBO.upgrade_config(legacy)).diag_d_variance == "in-sample"
+    with pytest.raises(ValueError, match="'both'.*leave-one-out"):
+        build_model("ar-elbo", variance="diag-d", diag_d_variance="both")
+    torch.manual_seed(0)
+    loo = build_model("ar-elbo", variance="diag-d").eval()
+    ins = build_model("ar-elbo", variance="diag-d", diag_d_variance="in-sample").eval()
+    ins.load_state_dict(loo.state_dict())
+    loo.train(), ins.train()
+    torch.manual_seed(1)
+    a = loo.loss(batch)["rec"]
+    torch.manual_seed(1)
+    b = ins.loss(batch)["rec"]
+    assert a.item() != pytest.approx(b.item(), rel=1e-3)
+
+
 def test_consistency_loss_adds_alpha_weighted_drift(batch):
     torch.manual_seed(0)
     m0 = build_model("consistency-vae", alpha=0.0)
