@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.neighbors import NearestNeighbors
+from sklearn.metrics import pairwise_distances
 
 
 def _np(a) -> np.ndarray:
@@ -19,17 +19,22 @@ def _np(a) -> np.ndarray:
 
 
 def _kth_nn_radius(x: np.ndarray, k: int) -> np.ndarray:
-    """Distance of each row of x to its k-th nearest neighbour in x, itself excluded: ``(N,)``."""
-    nn = NearestNeighbors(n_neighbors=k + 1).fit(x)
-    dist, _ = nn.kneighbors(x)
-    return dist[:, k]
+    """Distance of each row of x to its k-th nearest neighbour in x, itself excluded: ``(N,)``.
+
+    Computed with the same distance function as the real-fake distances of :func:`prdc`, so a
+    point that lies exactly on a ball's edge (identical sets) is judged by one rounding, not two."""
+    d = pairwise_distances(x, x.copy())  # not ``x, x``: scikit-learn takes another path for one object
+    return np.partition(d, k, axis=1)[:, k]
 
 
 def prdc(real, fake, k: int = 5) -> dict[str, float]:
     """Precision, recall, density and coverage of ``fake`` against ``real``.
 
     Precision/recall: Kynkaanniemi et al. (2019); density/coverage: Naeem et al. (2020), eq. 4-5,
-    with k-nearest-neighbour balls (k = 5 as both papers recommend).
+    with k-nearest-neighbour balls (k = 5 as both papers recommend). A sample counts as inside a
+    ball when its distance is strictly below the radius, and every distance comes from one function
+    (scikit-learn's ``pairwise_distances``), as in Naeem et al.'s reference code (PyPI ``prdc``),
+    which this matches exactly, ties included: two identical sets score density 1.0.
 
     Args:
         real: ``(N, d)`` reference samples (here: encoder means of test images).
@@ -49,7 +54,7 @@ def prdc(real, fake, k: int = 5) -> dict[str, float]:
         raise ValueError(f"need more than k={k} samples in each set, got {len(real)} and {len(fake)}")
     r_real = _kth_nn_radius(real, k)
     r_fake = _kth_nn_radius(fake, k)
-    cross = torch.cdist(torch.from_numpy(real), torch.from_numpy(fake)).numpy()  # (N, M)
+    cross = pairwise_distances(real, fake)  # (N, M)
     in_real_ball = cross < r_real[:, None]  # fake j inside real i's ball
     return {
         "precision": float(in_real_ball.any(axis=0).mean()),
