@@ -5,15 +5,18 @@ the view) and the navigation; each view lives in pages/. The view's state is in 
 (ui/state.py): a pasted link opens the same page, dataset, models, projection, test image and
 latent vector.
 """
+from pathlib import Path
+
 import streamlit as st
 
 from ui import state
 from ui.common import APP_DATASETS, NAV_FLAG, presentation_css
 
+FAVICON = str(Path(__file__).resolve().parent / "ui" / "favicon.png")  # a file: a Material icon is fetched from Google
 params = state.capture()
 state.restore(state.PRESENT, "present", parse=lambda r: r.lower() in ("1", "true", "yes"))
 present = bool(st.session_state.get(state.PRESENT))
-st.set_page_config(page_title="Latent Explorer", page_icon=":material/scatter_plot:", layout="wide",
+st.set_page_config(page_title="Latent Explorer", page_icon=FAVICON, layout="wide",
                    initial_sidebar_state="collapsed" if present else "auto")
 
 PAGES = [

@@ -9,6 +9,7 @@ RGB as the dataset has. Every step is reported in plain words for the app to sho
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import torch
@@ -67,8 +68,11 @@ def image_from_bytes(data: bytes, image_shape: tuple[int, int, int], content_siz
         img = Image.open(io.BytesIO(data))
         img.verify()  # checks the file; the image must be reopened after
         img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UploadError(f"{name}: not an image file Pillow can read (PNG or JPEG expected): {e}") from None
+    except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+        raise UploadError(f"{name}: not an image file Pillow can read (PNG or JPEG expected)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        detail = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", name, str(e))
+        raise UploadError(f"{name}: not an image file Pillow can read (PNG or JPEG expected): {detail}") from None
     if max(img.size) > MAX_SIDE:
         raise UploadError(f"{name}: {img.size[0]} x {img.size[1]} pixels is too large; the limit is "
                           f"{MAX_SIDE} pixels on a side")

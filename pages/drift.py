@@ -23,7 +23,8 @@ state.restore("drift_projection", "projection", allowed=list(PROJECTIONS))
 projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                       key="drift_projection")
 state.restore("drift_images", "images", state.csv_ints, allowed=range(2000), describe="test image indices 0..1999")
-chosen = c2.multiselect("Test images (index among the 2,000 stored)", list(range(2000)), default=[0, 1, 2, 3, 4],
+chosen = c2.multiselect("Test images (index among the 2,000 stored)", list(range(2000)),
+                        default=None if "drift_images" in st.session_state else [0, 1, 2, 3, 4],  # a link set it
                         key="drift_images")
 state.publish("drift", models=names, projection=projection, images=sorted(chosen))
 models = [(n, m) for n in names if (m := get_model(dataset, n)) is not None]

@@ -61,7 +61,7 @@ def reset_sliders():
 
 c1, c2, c3 = st.columns([2, 2, 1])
 c1.radio("Start from", ["prior mean", "test image"], horizontal=True, key="sliders_start", on_change=reset_sliders)
-c2.number_input(f"Test image index (of the {n_stored:,} stored)", 0, n_stored - 1, 0,
+c2.number_input(f"Test image index (of the {n_stored:,} stored)", 0, n_stored - 1, "min",  # "min": a link may set it
                 key="sliders_index", on_change=reset_sliders)
 c3.button("Reset sliders", on_click=reset_sliders)
 limit = float(max(4, math.ceil(float(np.abs(model.arrays["test_mu"].numpy()).max()))))

@@ -91,6 +91,36 @@ def test_bad_url_parameters_are_named_and_ignored():
     assert "page='nowhere'" in " ".join(w.value for w in at.warning)
 
 
+LINKS = [dict(page="sliders", dataset="mnist", models="vae,beta-vae", index="7"),
+         dict(page="particle_flow", dataset="mnist", models="ldc-vae", index="7"),
+         dict(page="coverage", dataset="mnist", models="vae", projection="umap", sampler="gmm-100"),
+         dict(page="drift", dataset="mnist", models="vae", projection="umap", images="3,5"),
+         dict(page="sampler", dataset="mnist", models="vae", projection="umap"),
+         dict(page="leaderboard", dataset="mnist", backbone="inception", metric="fd"),
+         dict(page="imaginings", dataset="mnist", models="lsr-gan-lambda1"),
+         dict(page="your_input", dataset="mnist", projection="umap")]
+
+
+@pytest.mark.parametrize("link", LINKS, ids=[link["page"] for link in LINKS])
+def test_a_link_sets_widgets_without_the_default_value_warning(link, monkeypatch):
+    """Streamlit logs "created with a default value but also had its value set via the Session
+    State API" (once per process) when a widget restored from a link also passes a default."""
+    from streamlit.elements.lib import policies
+
+    logged = []
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda msg, *args, **kw: logged.append(msg % args))
+    open_url(**link)
+    assert not [m for m in logged if "default value" in m], logged
+
+
+def test_a_link_with_some_unknown_models_keeps_the_known_ones():
+    at = open_url(page="coverage", dataset="mnist", models="nonexistent,vae")
+    assert at.multiselect(key="coverage_models_mnist").value == ["vae"]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "nonexistent" in warnings and "'vae'" not in warnings
+
+
 def test_the_share_link_names_the_page_and_the_parameters():
     at = open_url(page="drift", dataset="mnist", models="vae", images="3,5")
     assert at.multiselect(key="drift_images").value == [3, 5]

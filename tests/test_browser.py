@@ -12,6 +12,7 @@ Skipped where chromium, chromium-driver or selenium is missing, except under CI 
 where the README's commands install them, so a missing browser fails.
 """
 import io
+import json
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +88,11 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1500,1300", "--hide-scrollbars"):
+                "--window-size=1500,1300", "--hide-scrollbars",
+                # a room with no network: every host but the app's own fails to resolve
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # to list every request the pages make
     driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
     driver.set_page_load_timeout(60)
     yield driver
@@ -135,13 +140,32 @@ def pixels(element) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(element.screenshot_as_png)).convert("L"), dtype=np.float32)
 
 
-def test_every_page_renders_without_an_exception(server, browser, shots):
+def requested_urls(driver) -> list[str]:
+    """Every URL the browser asked for since the last call (Chrome's performance log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def test_every_page_renders_without_an_exception_or_the_network(server, browser, shots):
+    """Each page renders, and nothing on it asks a host other than the app's own: talks happen
+    offline (the page icon used to come from Google's font server)."""
+    requested_urls(browser)  # drop what came before
+    outside = []
     for shot, path in PAGES.items():
         browser.get(f"{server}/{path}")
         settle(browser)
         no_exception(browser)
         browser.save_screenshot(str(shots / f"{shot}.png"))
+        urls = requested_urls(browser)
+        assert any(u.startswith(server) for u in urls), f"no request to the app seen on {path!r}: the log is empty"
+        outside += [(path, u) for u in urls
+                    if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
     assert len(list(shots.glob("*.png"))) >= len(PAGES)
+    assert not outside, f"requests to other hosts: {outside[:10]}"
 
 
 def test_moving_a_latent_slider_changes_the_decoded_image(server, browser):

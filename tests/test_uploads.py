@@ -29,5 +29,6 @@ def test_upload_conversion_to_mnist_format():
                                          (_png(Image.new("L", (5000, 2))), "limit is 4096 pixels"),
                                          (_png(Image.new("LAB", (8, 8)), "TIFF"), "mode 'LAB'")])
 def test_bad_uploads_get_clear_errors(data, match):
-    with pytest.raises(UploadError, match=match):
-        image_from_bytes(data, (1, 28, 28))
+    with pytest.raises(UploadError, match=match) as err:
+        image_from_bytes(data, (1, 28, 28), name="scan.png")
+    assert str(err.value).startswith("scan.png: ") and "BytesIO" not in str(err.value)

@@ -58,9 +58,10 @@ def restore(key: str, param: str, parse: Callable[[str], Any] = str, allowed=Non
             describe: str | None = None) -> None:
     """Before widget ``key`` is made: take its value from URL parameter ``param``, once per session.
 
-    ``allowed`` is a collection of allowed values (for a list value, each item must be in it), or
-    a predicate. A value that does not parse or is not allowed is ignored with a warning that
-    names it and what is allowed (``describe``, or the allowed values).
+    ``allowed`` is a collection of allowed values, or a predicate. A value that does not parse or
+    is not allowed is ignored with a warning that names it and what is allowed (``describe``, or
+    the allowed values). A list value checked against a collection keeps its allowed items and
+    warns about the others (``models=nonexistent,vae`` opens ``vae``).
     """
     done = st.session_state.setdefault(RESTORED, set())
     if key in done:
@@ -73,9 +74,14 @@ def restore(key: str, param: str, parse: Callable[[str], Any] = str, allowed=Non
         value = parse(raw)
     except ValueError:
         value = None
-    if value is not None and allowed is not None:
-        items = value if isinstance(value, list) else [value]
-        ok = allowed(value) if callable(allowed) else all(v in allowed for v in items)
+    if isinstance(value, list) and allowed is not None and not callable(allowed):
+        dropped = [v for v in value if v not in allowed]
+        value = [v for v in value if v in allowed] or None
+        if dropped and value is not None:
+            st.warning(f"URL parameter {param}: {', '.join(map(repr, map(str, dropped)))} not available here "
+                       f"and ignored; allowed: {', '.join(map(str, allowed))}")
+    elif value is not None and allowed is not None:
+        ok = allowed(value) if callable(allowed) else value in allowed
         value = value if ok else None
     if value is None:
         what = describe or (", ".join(map(str, allowed)) if allowed is not None and not callable(allowed) else "")
