@@ -260,6 +260,20 @@ def app_arrays(model: LatentModel, dataset: str, n: int = N_APP, seed: int = 0, 
 
 
 @torch.no_grad()
+def posterior_draws(model: LatentModel, x: torch.Tensor, seed: int = 0,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """One code z ~ q(z|x) per image: ``(N, C, H, W)`` -> ``(N, d)`` float32 on the CPU, reproducible
+    for a given ``seed``. Together they are a sample of the aggregate posterior q(z) = E_x q(z|x),
+    the distribution the seeds' prior-hole argument is about (000 §V.B, 002 §3), where the encoder
+    means are not: an inactive unit's means sit near 0 while its posteriors are near N(0, 1).
+    Gaussian encoders: μ + σ ε; LDC-VAE: E(x, ε) for one noise draw ε; deterministic encoders
+    (AE, RAE, WAE): the codes themselves."""
+    model = model.to(device).eval()
+    gen = torch.Generator().manual_seed(seed)
+    return batched(lambda b: model.posterior_samples(b, 1, generator=gen)[:, 0], x, device=device).float()
+
+
+@torch.no_grad()
 def train_codes(model, dataset: str, limit: int | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
     """Encoder means of the training split: ``(N, d)`` float32 on the CPU (N = 60k, or ``limit``);
     what ``gmm-10``, ``gmm-100`` and ``two-stage`` are fitted on."""

@@ -1,9 +1,11 @@
-"""Coverage: prior (or ex-post) samples against encoder means, side by side across models."""
+"""Coverage: prior (or ex-post) samples against the aggregate posterior (one z ~ q(z|x) per test image)
+or the encoder means, side by side across models."""
 import numpy as np
 import streamlit as st
 
 from ui import state
-from ui.catalog import UMAP_PLACEMENT_NOTE, coverage_numbers, get_model, placed_approximately, sampler_xy
+from ui.catalog import (REFERENCES, UMAP_PLACEMENT_NOTE, coverage_numbers, covered_points, get_model,
+    placed_approximately, reference_xy, sampler_xy)
 from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, columns_for, coverage_markdown,
     current_dataset, ensure_navigation, pick_models)
 from ui.export import chart
@@ -13,10 +15,13 @@ from ui.plots import latent_scatter, mark_selected, shared_ranges
 ensure_navigation()
 dataset = current_dataset()
 st.title("Coverage: prior vs encoder")
-st.caption("Encoder means of 2,000 test images (coloured by class) and 2,000 codes from the chosen sampler, in one "
-           "2-D projection per model, fitted on the encoder means. Axes are shared across the models shown. "
-           "Click, box- or lasso-select points in any map: those test images are ringed in every map and shown "
-           "below with their reconstructions.")
+st.caption("2,000 test images' codes (coloured by class) and 2,000 codes from the chosen sampler, in one 2-D "
+           "projection per model, fitted on the encoder means. By default the codes are one draw z ~ q(z|x) per "
+           "test image, a sample of the aggregate posterior q(z) that the prior should match; the encoder means "
+           "are an option (they sit near 0 on inactive units, where q(z|x) is near N(0, 1)). Filled points are "
+           "covered by the sampler (a sampler code inside their 5-NN ball), open ones are not. Axes are shared "
+           "across the models shown. Click, box- or lasso-select points in any map: those test images are ringed "
+           "in every map and shown below with their reconstructions.")
 
 names = pick_models(dataset, key="coverage_models")
 c1, c2, c3 = st.columns([2, 3, 1])
@@ -27,7 +32,11 @@ state.restore("coverage_sampler", "sampler", allowed=list(SAMPLER_LABELS))
 sampler = c2.radio("Sampler", list(SAMPLER_LABELS), horizontal=True, key="coverage_sampler",
                    format_func=SAMPLER_LABELS.get)
 per_row = c3.number_input("Plots per row", 1, 6, 3, key="coverage_per_row")
-state.publish("coverage", models=names, projection=projection, sampler=sampler)
+state.restore("coverage_reference", "reference", allowed=list(REFERENCES))
+reference = st.radio("Test-image codes", list(REFERENCES), format_func=REFERENCES.get, horizontal=True,
+                     key="coverage_reference")
+state.publish("coverage", models=names, projection=projection, sampler=sampler,
+              reference=None if reference == "draw" else reference)
 
 panels = []
 for name in names:
@@ -37,25 +46,27 @@ for name in names:
     a = model.arrays
     proj = projection if f"{projection}_test" in a else "pca"
     samp = sampler if sampler in model.samplers else "prior"
-    panels.append((name, model, proj, samp, sampler_xy(dataset, name, samp, proj)))
+    panels.append((name, model, proj, samp, sampler_xy(dataset, name, samp, proj),
+                   reference_xy(dataset, name, reference, proj)))
 
 if not panels:
     st.stop()
 ranges = {}
-for proj in {p for _, _, p, _, _ in panels}:
-    ranges[proj] = shared_ranges([np.concatenate([m.arrays[f"{proj}_test"].numpy(), xy])
-                                  for _, m, p, _, xy in panels if p == proj])
+for proj in {p for _, _, p, _, _, _ in panels}:
+    ranges[proj] = shared_ranges([np.concatenate([ref, xy]) for _, _, p, _, xy, ref in panels if p == proj])
 
 per_row = columns_for(len(panels), int(per_row))
 marked = sticky_selection("coverage", [f"cov_{name}" for name, *_ in panels])  # linked brushing across the maps
 for row in range(0, len(panels), per_row):
     cols = st.columns(per_row)
-    for col, (name, model, proj, samp, xy) in zip(cols, panels[row:row + per_row]):
+    for col, (name, model, proj, samp, xy, ref) in zip(cols, panels[row:row + per_row]):
         a = model.arrays
-        fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
-                             xy, sampler=samp, title=f"{name} (d = {model.latent_dim})",
-                             axis_titles=axis_titles(proj), ranges=ranges[proj])
-        mark_selected(fig, a[f"{proj}_test"].numpy(), marked)
+        au = model.meta.get("metrics", {}).get("active_units")
+        fig = latent_scatter(ref, a["test_labels"].numpy(), class_names(dataset), xy, sampler=samp,
+                             title=f"{name} (d = {model.latent_dim})", axis_titles=axis_titles(proj),
+                             ranges=ranges[proj], points_name="z ~ q(z|x)" if reference == "draw" else "encoder means",
+                             covered=covered_points(dataset, name, samp, reference))
+        mark_selected(fig, ref, marked)
         with col:
             chart(fig, key=f"cov_{name}", filename=f"{dataset}-coverage-{name}-{proj}-{samp}",
                   on_select="rerun")
@@ -63,11 +74,15 @@ for row in range(0, len(panels), per_row):
                 st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
             if samp != sampler:
                 st.caption(f"{name} has no {SAMPLER_LABELS[sampler]} sampler; showing the prior.")
-            st.markdown(coverage_markdown(coverage_numbers(dataset, name, samp)))
+            st.markdown(coverage_markdown(coverage_numbers(dataset, name, samp, reference)) +
+                        (f" · active units **{au}** of {model.latent_dim}" if au is not None else ""))
+            st.caption(f"against {REFERENCES[reference]}")
 st.caption("Coverage, density (Naeem et al. 2020) and precision, recall (Kynkäänniemi et al. 2019) with k = 5, and "
-           "the RBF MMD² (median-heuristic bandwidth), all between the sampler's codes and the encoder means in the "
-           "full d-dimensional latent space, not in the 2-D projection. GMM-100 and the two-stage VAE come from the "
-           "model's ex-post sidecar (`python -m explorer.expost`).")
-if any(placed_approximately(m, s, p) for _, m, p, s, _ in panels):
-    st.caption(UMAP_PLACEMENT_NOTE)
+           "the RBF MMD² (median-heuristic bandwidth), all between the sampler's codes and the chosen test-image "
+           "codes in the full d-dimensional latent space, not in the 2-D projection. Active units: Burda et al. "
+           "(2016), Cov_x(E[z|x]) > 0.01. GMM-100 and the two-stage VAE come from the model's ex-post sidecar "
+           "(`python -m explorer.expost`).")
+if any(placed_approximately(m, s, p) for _, m, p, s, _, _ in panels) or (reference == "draw" and any(
+        p == "umap" for _, _, p, _, _, _ in panels)):
+    st.caption(UMAP_PLACEMENT_NOTE + " The posterior draws are placed the same way.")
 show_selection(dataset, [(n, m) for n, m, *_ in panels], marked, key="coverage")

@@ -19,7 +19,8 @@ dataset = current_dataset()
 st.title("Samplers: prior, ex-post estimates and sampler net")
 st.caption("For each model, each sampler it offers: a grid of decoded samples, and the same sampler's 2,000 codes "
            "drawn over the encoder means of 2,000 test images in one shared 2-D projection, with the coverage numbers "
-           "(computed in the full latent space). GMM-10, GMM-100 and the two-stage VAE are fitted after training on "
+           "against one draw z ~ q(z|x) per test image, a sample of the aggregate posterior (computed in the full "
+           "latent space; the Coverage page also offers them against the encoder means). GMM-10, GMM-100 and the two-stage VAE are fitted after training on "
            "the encoder means of the training set (\"ex-post density estimation\", seed 002 §5 after Ghosh et al. "
            "2020; the second-stage VAE of Dai & Wipf 2019 §4; `python -m explorer.expost` fits the last two). "
            "LDC-VAE's sampler net S(ε) is trained with SVGD towards the aggregate posterior, estimated from the "
@@ -77,7 +78,7 @@ for name, model in models:
                                      height=320)
                 chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
                       on_select="rerun")
-                st.markdown(coverage_markdown(coverage_numbers(dataset, name, s)))
+                st.markdown(coverage_markdown(coverage_numbers(dataset, name, s, "draw")))
                 q = mode_numbers(dataset, name, s)
                 if q is not None:
                     chart(class_histogram_bar(q["class_hist"], class_names(dataset)), key=f"hist_{name}_{s}",

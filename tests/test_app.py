@@ -153,6 +153,30 @@ def test_sliders_render_for_every_shipped_model(dataset):
         assert d == (2 if name.endswith("2d") else 16), name
 
 
+def test_coverage_is_measured_against_posterior_draws_by_default_and_names_it():
+    """One z ~ q(z|x) per test image by default: the vae's prior covers it (it scored ~0 against the
+    encoder means, which sit near 0 on its inactive units); the means stay one click away."""
+    at = open_page("pages/coverage.py")
+    at.multiselect(key="coverage_models_mnist").set_value(["vae", "consistency-vae"]).run()
+    at.radio(key="coverage_sampler").set_value("prior").run()
+    assert at.radio(key="coverage_reference").value == "draw"
+
+    def coverages():
+        lines = [m.value for m in at.markdown if m.value.startswith("coverage **")]
+        assert len(lines) == 2 and all("active units **" in line for line in lines)
+        return [float(line.split("**")[1]) for line in lines]
+
+    draws = coverages()
+    assert all(c > 0.9 for c in draws), draws
+    assert any("against one draw z ~ q(z|x)" in c.value for c in at.caption)
+    traces = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
+    assert all(any(t.get("name", "").startswith("z ~ q(z|x)") for t in data) for data in traces)
+    at.radio(key="coverage_reference").set_value("means").run()
+    means = coverages()
+    assert all(c < 0.05 for c in means), means
+    assert any("against encoder means" in c.value for c in at.caption)
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_sampler_page_shows_every_sampler_of_ldc_vae(dataset):
     at = open_page("pages/sampler.py", dataset)

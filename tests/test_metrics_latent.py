@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from explorer.metrics import active_units, mmd_rbf, prdc
+from explorer.metrics import active_units, covered, mmd_rbf, prdc
 
 
 def test_prdc_identical_sets_are_perfect():
@@ -63,3 +63,15 @@ def test_active_units_counts_dims_with_variance_above_threshold():
     mu[:, 0] = np.random.default_rng(0).normal(0, 1, 1000)
     mu[:, 1] = np.random.default_rng(1).normal(0, 0.05, 1000)  # var 0.0025 < 0.01
     assert active_units(mu) == 1
+
+
+def test_covered_marks_the_points_whose_ball_holds_a_sample_and_averages_to_coverage():
+    g = torch.Generator().manual_seed(4)
+    real = torch.randn(300, 3, generator=g)
+    fake = real[real[:, 0] > 0.5] + 0.01  # samples only where x > 0.5
+    mask = covered(real, fake)
+    assert mask.shape == (300,) and mask.dtype == bool
+    assert mask.mean() == prdc(real, fake)["coverage"]
+    assert mask[(real[:, 0] > 0.6).numpy()].all() and not mask[(real[:, 0] < -0.5).numpy()].any()
+    with pytest.raises(ValueError, match="share d"):
+        covered(real, fake[:, :2])

@@ -157,11 +157,78 @@ def test_images(dataset: str, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     return x.numpy(), y.numpy()
 
 
-def coverage_numbers(dataset: str, name: str, sampler: str) -> dict:
-    """Coverage numbers of one sampler against the encoder means: stored at train time (in the
-    checkpoint) or at fit time (in the ex-post sidecar) when there, else computed from
-    :func:`sampler_codes` (:func:`explorer.evaluate.coverage_metrics`) and cached."""
-    return _coverage_numbers(dataset, name, sampler, model_version(dataset, name))
+REFERENCES = {"draw": "one draw z ~ q(z|x) per test image", "means": "encoder means"}  # what a sampler must cover
+
+
+def reference_codes(dataset: str, name: str, reference: str) -> np.ndarray:
+    """The encoder side of a coverage comparison, ``(N_CODES, d)``: ``means``, the stored encoder
+    means of the first test images; ``draw``, one z ~ q(z|x) per same image
+    (:func:`explorer.evaluate.posterior_draws`, seed 0), a sample of the aggregate posterior,
+    computed now and cached.
+
+    Raises:
+        ValueError: ``reference`` is not one of :data:`REFERENCES`.
+    """
+    if reference not in REFERENCES:
+        raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
+    if reference == "means":
+        return _model(dataset, name).arrays["test_mu"].numpy()
+    return _posterior_draws(dataset, name, model_version(dataset, name))
+
+
+@st.cache_data(show_spinner="Drawing z ~ q(z|x) for the test images ...", max_entries=64)
+def _posterior_draws(dataset: str, name: str, version: tuple) -> np.ndarray:
+    from explorer.evaluate import posterior_draws  # lazy: sklearn stays out of app start-up
+
+    model = _model(dataset, name)
+    x, _ = test_images(dataset, len(model.arrays["test_mu"]))
+    return posterior_draws(model, torch.from_numpy(x), seed=0).numpy()
+
+
+def reference_xy(dataset: str, name: str, reference: str, projection: str) -> np.ndarray:
+    """Positions ``(N, 2)`` of :func:`reference_codes` in the model's stored ``projection`` map of
+    its encoder means (the means: the map itself; the draws: placed by :func:`explorer.projection.to_plane`)."""
+    a = _model(dataset, name).arrays
+    if reference == "means":
+        return a[f"{projection}_test"].numpy()
+    return _placed_draws(dataset, name, projection, model_version(dataset, name))
+
+
+@st.cache_data(show_spinner="Placing z ~ q(z|x) on the map ...", max_entries=64)
+def _placed_draws(dataset: str, name: str, projection: str, version: tuple) -> np.ndarray:
+    return to_plane(_model(dataset, name).arrays, reference_codes(dataset, name, "draw"), projection)
+
+
+def covered_points(dataset: str, name: str, sampler: str, reference: str) -> np.ndarray:
+    """``(N,)`` bool: the :func:`reference_codes` that some :func:`sampler_codes` code covers (lies
+    inside their k-NN ball, k = 5; :func:`explorer.metrics.covered`). Its mean is the coverage shown."""
+    return _covered(dataset, name, sampler, reference, model_version(dataset, name))
+
+
+@st.cache_data(show_spinner="Finding the covered points ...", max_entries=128)
+def _covered(dataset: str, name: str, sampler: str, reference: str, version: tuple) -> np.ndarray:
+    from explorer.metrics import covered  # lazy: sklearn stays out of app start-up
+
+    return covered(reference_codes(dataset, name, reference), sampler_codes(dataset, name, sampler))
+
+
+def coverage_numbers(dataset: str, name: str, sampler: str, reference: str = "means") -> dict:
+    """Coverage numbers of one sampler against the encoder side ``reference`` (:data:`REFERENCES`).
+    Against the encoder means: stored at train time (in the checkpoint) or at fit time (in the
+    ex-post sidecar) when there; otherwise, and always against posterior draws, computed from
+    :func:`sampler_codes` and :func:`reference_codes` (:func:`explorer.evaluate.coverage_metrics`)
+    and cached."""
+    if reference == "means":
+        return _coverage_numbers(dataset, name, sampler, model_version(dataset, name))
+    return _coverage_vs_draws(dataset, name, sampler, model_version(dataset, name))
+
+
+@st.cache_data(show_spinner="Computing coverage ...", max_entries=128)
+def _coverage_vs_draws(dataset: str, name: str, sampler: str, version: tuple) -> dict:
+    from explorer.evaluate import coverage_metrics  # lazy: sklearn stays out of app start-up
+
+    return coverage_metrics(torch.as_tensor(reference_codes(dataset, name, "draw")),
+                            torch.as_tensor(sampler_codes(dataset, name, sampler)))
 
 
 @st.cache_data(show_spinner="Computing coverage ...")

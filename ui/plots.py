@@ -13,10 +13,13 @@ SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"),
 
 def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler_xy: np.ndarray | None = None,
                    sampler: str = "prior", title: str = "", axis_titles=("1", "2"),
-                   ranges: tuple | None = None, height: int = 380) -> go.Figure:
-    """Encoder means ``(N, 2)`` coloured by label, with sampler codes ``(M, 2)`` overlaid.
+                   ranges: tuple | None = None, height: int = 380, points_name: str = "encoder means",
+                   covered: np.ndarray | None = None) -> go.Figure:
+    """Encoder codes ``(N, 2)`` (means, or posterior draws: ``points_name``) coloured by label, with
+    sampler codes ``(M, 2)`` overlaid. With ``covered`` ``(N,)`` bool, the points a sampler code
+    covers are filled and the others drawn as faint open circles, so the map shows the coverage number.
 
-    The encoder-means trace carries each point's test-image index as ``customdata``, so a plotly
+    The encoder trace carries each point's test-image index as ``customdata``, so a plotly
     selection (``ui.inspect.selected_indices``) names the images.
     """
     names = np.asarray([class_names[i] if i < len(class_names) else str(i) for i in labels])
@@ -26,11 +29,16 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
         fig.add_trace(go.Scattergl(x=sampler_xy[:, 0], y=sampler_xy[:, 1], mode="markers", name=label,
                                    marker=dict(size=4, color=colour, symbol="x-thin", line=dict(width=1, color=colour)),
                                    hoverinfo="skip"))
-    fig.add_trace(go.Scattergl(x=test_xy[:, 0], y=test_xy[:, 1], mode="markers", name="encoder means",
-                               marker=dict(size=4, color=labels, colorscale="Turbo", cmin=0,
-                                           cmax=max(len(class_names) - 1, 1), opacity=0.8),
-                               text=names, customdata=np.arange(len(test_xy)),
-                               hovertemplate="%{text}<extra>test image %{customdata}</extra>"))
+    marker = dict(size=4, color=labels, colorscale="Turbo", cmin=0, cmax=max(len(class_names) - 1, 1), opacity=0.8)
+    hover = "%{text}<extra>test image %{customdata}</extra>"
+    if covered is not None:
+        covered = np.asarray(covered, dtype=bool)
+        marker.update(symbol=np.where(covered, "circle", "circle-open"), opacity=np.where(covered, 0.85, 0.35),
+                      size=np.where(covered, 4, 5))
+        names = np.char.add(names.astype(str), np.where(covered, " (covered)", " (not covered)"))
+        points_name += " (filled: covered)"
+    fig.add_trace(go.Scattergl(x=test_xy[:, 0], y=test_xy[:, 1], mode="markers", name=points_name, marker=marker,
+                               text=names, customdata=np.arange(len(test_xy)), hovertemplate=hover))
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=30, t=40, b=10),
                       modebar=dict(orientation="v"),  # on the right edge, clear of the title and legend
                       legend=dict(orientation="h", x=1, y=1.0, xanchor="right", yanchor="bottom"), xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])

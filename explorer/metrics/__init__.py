@@ -5,6 +5,6 @@ The latent-space functions are re-exported here (``from explorer.metrics import 
 ``backbones`` and ``protocol`` import torch models lazily; import them by module.
 """
 from .frechet import feature_statistics, frechet_distance
-from .latent import active_units, median_bandwidth, mmd_rbf, prdc
+from .latent import active_units, covered, median_bandwidth, mmd_rbf, prdc
 
-__all__ = ["active_units", "feature_statistics", "frechet_distance", "median_bandwidth", "mmd_rbf", "prdc"]
+__all__ = ["active_units", "covered", "feature_statistics", "frechet_distance", "median_bandwidth", "mmd_rbf", "prdc"]

@@ -64,6 +64,27 @@ def prdc(real, fake, k: int = 5) -> dict[str, float]:
     }
 
 
+def covered(real, fake, k: int = 5) -> np.ndarray:
+    """Which ``real`` points a sampler covers: ``(N,)`` bool, True where some ``fake`` sample lies
+    strictly inside the point's k-NN ball (Naeem et al. 2020, eq. 5, before the mean). Its mean is
+    :func:`prdc`'s coverage, computed the same way.
+
+    Args:
+        real: ``(N, d)`` reference points (encoder means, or one posterior draw per test image).
+        fake: ``(M, d)`` sampler codes.
+        k: neighbourhood size; needs N > k and M >= 1.
+
+    Raises:
+        ValueError: shapes differ in d, or too few real points for k.
+    """
+    real, fake = _np(real), _np(fake)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"real and fake must share d, got {real.shape[1]} and {fake.shape[1]}")
+    if len(real) <= k or len(fake) < 1:
+        raise ValueError(f"need more than k={k} real points and one fake, got {len(real)} and {len(fake)}")
+    return pairwise_distances(real, fake).min(axis=1) < _kth_nn_radius(real, k)
+
+
 def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> float:
     """Median heuristic: the median pairwise Euclidean distance over the pooled samples."""
     z = torch.cat([x, y])
