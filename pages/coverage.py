@@ -6,11 +6,11 @@ import streamlit as st
 from ui import state
 from ui.catalog import (REFERENCES, UMAP_PLACEMENT_NOTE, coverage_numbers, covered_points, get_model,
     placed_approximately, reference_xy, sampler_xy)
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, columns_for, coverage_markdown,
-    current_dataset, ensure_navigation, pick_models)
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axes_caption, axis_titles, class_names, columns_for,
+    coverage_markdown, current_dataset, ensure_navigation, pick_models, share_axes_toggle)
 from ui.export import chart
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import latent_scatter, mark_selected, shared_ranges
+from ui.plots import latent_scatter, mark_selected, panel_ranges
 
 ensure_navigation()
 dataset = current_dataset()
@@ -19,8 +19,8 @@ st.caption("2,000 test images' codes (coloured by class) and 2,000 codes from th
            "projection per model, fitted on the encoder means. By default the codes are one draw z ~ q(z|x) per "
            "test image, a sample of the aggregate posterior q(z) that the prior should match; the encoder means "
            "are an option (they sit near 0 on inactive units, where q(z|x) is near N(0, 1)). Filled points are "
-           "covered by the sampler (a sampler code inside their 5-NN ball), open ones are not. Axes are shared "
-           "across the models shown. Click, box- or lasso-select points in any map: those test images are ringed "
+           "covered by the sampler (a sampler code inside their 5-NN ball), open ones are not. Each map has its "
+           "own axes (PCA maps can share them). Click, box- or lasso-select points in any map: those test images are ringed "
            "in every map and shown below with their reconstructions.")
 
 names = pick_models(dataset, key="coverage_models")
@@ -33,10 +33,12 @@ sampler = c2.radio("Sampler", list(SAMPLER_LABELS), horizontal=True, key="covera
                    format_func=SAMPLER_LABELS.get)
 per_row = c3.number_input("Plots per row", 1, 6, 3, key="coverage_per_row")
 state.restore("coverage_reference", "reference", allowed=list(REFERENCES))
-reference = st.radio("Test-image codes", list(REFERENCES), format_func=REFERENCES.get, horizontal=True,
+r1, r2 = st.columns([4, 1])
+reference = r1.radio("Test-image codes", list(REFERENCES), format_func=REFERENCES.get, horizontal=True,
                      key="coverage_reference")
+share = share_axes_toggle(r2, "coverage_share_axes")
 state.publish("coverage", models=names, projection=projection, sampler=sampler,
-              reference=None if reference == "draw" else reference)
+              reference=None if reference == "draw" else reference, share_axes=share or None)
 
 panels = []
 for name in names:
@@ -51,9 +53,9 @@ for name in names:
 
 if not panels:
     st.stop()
-ranges = {}
-for proj in {p for _, _, p, _, _, _ in panels}:
-    ranges[proj] = shared_ranges([np.concatenate([ref, xy]) for _, _, p, _, xy, ref in panels if p == proj])
+ranges, shared = panel_ranges({name: (p, np.concatenate([ref, xy])) for name, _, p, _, xy, ref in panels}, share)
+if (note := axes_caption(share, shared)) is not None:
+    st.caption(note)
 
 per_row = columns_for(len(panels), int(per_row))
 marked = sticky_selection("coverage", [f"cov_{name}" for name, *_ in panels])  # linked brushing across the maps
@@ -64,7 +66,7 @@ for row in range(0, len(panels), per_row):
         au = model.meta.get("metrics", {}).get("active_units")
         fig = latent_scatter(ref, a["test_labels"].numpy(), class_names(dataset), xy, sampler=samp,
                              title=f"{name} (d = {model.latent_dim})", axis_titles=axis_titles(proj),
-                             ranges=ranges[proj], points_name="z ~ q(z|x)" if reference == "draw" else "encoder means",
+                             ranges=ranges[name], equal_aspect=proj == "identity", points_name="z ~ q(z|x)" if reference == "draw" else "encoder means",
                              covered=covered_points(dataset, name, samp, reference))
         mark_selected(fig, ref, marked)
         with col:

@@ -6,11 +6,11 @@ import torch
 
 from ui import state
 from ui.catalog import checkpoints, get_model, safe_dataset_images
-from ui.common import (PROJECTIONS, axis_titles, class_names, columns_for, current_dataset, ensure_navigation,
-    pick_models, to_grid, to_png)
+from ui.common import (PROJECTIONS, axes_caption, axis_titles, class_names, columns_for, current_dataset,
+    ensure_navigation, pick_models, share_axes_toggle, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import drift_arrows, latent_scatter, mark_selected, shared_ranges
+from ui.plots import drift_arrows, latent_scatter, mark_selected, panel_ranges
 
 ensure_navigation()
 dataset = current_dataset()
@@ -18,7 +18,7 @@ st.title("Encode / decode drift")
 st.caption("For each chosen test image: its encoder mean z, the reconstruction x′ = decode(z), and z′ = encode(x′). "
            "A consistent encoder–decoder pair keeps z′ on z (seed 003, Fig. 2).")
 names = pick_models(dataset, key="drift_models")
-c1, c2 = st.columns([2, 3])
+c1, c2, c3 = st.columns([2, 3, 1])
 state.restore("drift_projection", "projection", allowed=list(PROJECTIONS))
 projection = c1.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get, horizontal=True,
                       key="drift_projection")
@@ -26,7 +26,8 @@ state.restore("drift_images", "images", state.csv_ints, allowed=range(2000), des
 chosen = c2.multiselect("Test images (index among the 2,000 stored)", list(range(2000)),
                         default=None if "drift_images" in st.session_state else [0, 1, 2, 3, 4],  # a link set it
                         key="drift_images")
-state.publish("drift", models=names, projection=projection, images=sorted(chosen))
+share = share_axes_toggle(c3, "drift_share_axes")
+state.publish("drift", models=names, projection=projection, images=sorted(chosen), share_axes=share or None)
 models = [(n, m) for n in names if (m := get_model(dataset, n)) is not None]
 if not models:
     st.stop()
@@ -56,7 +57,9 @@ def per_image_drift(a: dict) -> np.ndarray:
 
 idx = np.array(sorted(chosen), dtype=int)
 projs = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m in models}
-ranges = {p: shared_ranges([m.arrays[f"{p}_test"].numpy() for n, m in models if projs[n] == p]) for p in set(projs.values())}
+ranges, shared = panel_ranges({n: (projs[n], m.arrays[f"{projs[n]}_test"].numpy()) for n, m in models}, share)
+if (note := axes_caption(share, shared)) is not None:
+    st.caption(note)
 cols = st.columns(columns_for(len(models), min(len(models), 3)))
 marked = sticky_selection("drift", [f"drift_{name}" for name, _ in models])
 for k, (name, model) in enumerate(models):
@@ -64,7 +67,8 @@ for k, (name, model) in enumerate(models):
     fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                          title=f"{name}: {unit} of these images "
                                f"{float(per_image_drift(a)[idx].mean()) if len(idx) else 0:.3f}",
-                         axis_titles=axis_titles(proj), ranges=ranges[proj], height=360)
+                         axis_titles=axis_titles(proj), ranges=ranges[name], height=360,
+                         equal_aspect=proj == "identity")
     fig.update_traces(marker=dict(opacity=0.25), selector=dict(name="encoder means"))
     mark_selected(fig, a[f"{proj}_test"].numpy(), marked)
     if len(idx):

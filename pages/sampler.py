@@ -75,7 +75,7 @@ for name, model in models:
                         f"decode(z), z from {s}", key=f"grid_{name}_{s}", filename=f"{dataset}-{name}-{s}-samples")
                 fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                                      panels[name][s], sampler=s, axis_titles=axis_titles(p), ranges=ranges[name],
-                                     height=320)
+                                     height=320, equal_aspect=p == "identity")
                 chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
                       on_select="rerun")
                 st.markdown(coverage_markdown(coverage_numbers(dataset, name, s, "draw")))

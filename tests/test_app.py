@@ -321,3 +321,32 @@ def test_leaderboard_never_ranks_by_precision_alone():
     assert set(wide.index[len(expected):]) - {"test-data"} == unmeasured - set(score)
     at.radio(key="lb_metric").set_value("class_entropy").run()
     assert not at.exception and "sample/gmm-10" in at.dataframe[0].value.columns
+
+
+def test_maps_keep_their_own_axes_unless_pca_sharing_is_asked_and_fair():
+    """LDC-VAE's codes span about ±40: with shared axes every other model shrank to a dot. Axes are
+    per model; "Share PCA axes" shares them only between comparable spans, and the true latent
+    plane (d = 2) is drawn at equal aspect."""
+    at = open_page("pages/coverage.py")
+    at.multiselect(key="coverage_models_mnist").set_value(["vae", "ldc-vae", "ar-elbo-iso-i"]).run()
+
+    def x_ranges():
+        return {json.loads(c.proto.spec)["layout"]["title"]["text"].split(" ")[0]:
+                tuple(json.loads(c.proto.spec)["layout"]["xaxis"]["range"]) for c in at.get("plotly_chart")}
+
+    own = x_ranges()
+    assert own["ldc-vae"][1] - own["ldc-vae"][0] > 5 * (own["vae"][1] - own["vae"][0])
+    at.checkbox(key="coverage_share_axes").check().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert x_ranges() == own  # spans too different: not shared, and the page says so
+    assert any("not shared" in c.value for c in at.caption)
+    at.multiselect(key="coverage_models_mnist").set_value(["vae", "consistency-vae"]).run()
+    shared = x_ranges()
+    assert shared["vae"] == shared["consistency-vae"]
+    at.radio(key="coverage_projection").set_value("umap").run()
+    umap = x_ranges()
+    assert umap["vae"] != umap["consistency-vae"]  # never shared
+    at.multiselect(key="coverage_models_mnist").set_value(["vae-2d"]).run()
+    at.radio(key="coverage_projection").set_value("identity").run()
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["yaxis"].get("scaleanchor") == "x" and layout["yaxis"].get("scaleratio") == 1

@@ -63,6 +63,25 @@ def modes_markdown(q: dict) -> str:
             f"(test images **{q['nn_median_test']:.1f}**; {q.get('nn_n', q.get('n', 2000)):,} searched)")
 
 
+SHARE_AXES_HELP = ("Give the PCA maps one x and y range, when their spans differ by at most 5x. UMAP maps "
+                   "always keep their own: UMAP coordinates mean nothing across models.")
+
+
+def share_axes_toggle(container, key: str) -> bool:
+    """The "Share PCA axes" checkbox (off by default; a link's ``share_axes=1`` turns it on)."""
+    state.restore(key, "share_axes", parse=lambda r: r.lower() in ("1", "true", "yes"))
+    return bool(container.checkbox("Share PCA axes", key=key, help=SHARE_AXES_HELP))
+
+
+def axes_caption(shared_requested: bool, shared: bool) -> str | None:
+    """What the page says about its axes, or None."""
+    if shared_requested and not shared:
+        return "PCA axes are not shared: the models' spans differ by more than 5x (or fewer than two PCA maps)."
+    if shared:
+        return "PCA maps share their axes; UMAP maps keep their own."
+    return None
+
+
 def class_names(dataset: str) -> tuple[str, ...]:
     return dataset_info(dataset).classes
 

@@ -14,10 +14,11 @@ SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"),
 def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler_xy: np.ndarray | None = None,
                    sampler: str = "prior", title: str = "", axis_titles=("1", "2"),
                    ranges: tuple | None = None, height: int = 380, points_name: str = "encoder means",
-                   covered: np.ndarray | None = None) -> go.Figure:
+                   covered: np.ndarray | None = None, equal_aspect: bool = False) -> go.Figure:
     """Encoder codes ``(N, 2)`` (means, or posterior draws: ``points_name``) coloured by label, with
     sampler codes ``(M, 2)`` overlaid. With ``covered`` ``(N,)`` bool, the points a sampler code
     covers are filled and the others drawn as faint open circles, so the map shows the coverage number.
+    ``equal_aspect`` locks the y scale to the x scale (the true latent plane, d = 2).
 
     The encoder trace carries each point's test-image index as ``customdata``, so a plotly
     selection (``ui.inspect.selected_indices``) names the images.
@@ -45,6 +46,8 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
     if ranges is not None:
         fig.update_xaxes(range=ranges[0])
         fig.update_yaxes(range=ranges[1])
+    if equal_aspect:  # the true latent plane: one unit is as long on both axes
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
 
 
@@ -55,6 +58,31 @@ def shared_ranges(arrays: list[np.ndarray], pad: float = 0.05) -> tuple:
     span = np.maximum(hi - lo, 1e-6)
     lo, hi = lo - pad * span, hi + pad * span
     return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
+SHARE_MAX_RATIO = 5.0  # PCA axes are shared only when the panels' spans differ by at most this factor
+
+
+def panel_ranges(points: dict[str, tuple[str, np.ndarray]], share_pca: bool = False,
+                 max_ratio: float = SHARE_MAX_RATIO) -> tuple[dict[str, tuple], bool]:
+    """Axis ranges for side-by-side latent maps: ``{panel: (projection, (N, 2) points)}`` ->
+    ``({panel: ((x0, x1), (y0, y1))}, shared)``.
+
+    Each panel gets its own ranges (:func:`shared_ranges` of its points), so a model whose codes span
+    ±30 does not shrink the others to a dot. With ``share_pca``, the PCA panels share one range when
+    their spans differ by at most ``max_ratio``; ``shared`` says whether they did. UMAP and other
+    projections are never shared: their coordinates mean nothing across models.
+    """
+    out = {name: shared_ranges([xy]) for name, (_, xy) in points.items()}
+    pca = [name for name, (proj, _) in points.items() if proj == "pca"]
+    if not share_pca or len(pca) < 2:
+        return out, False
+    spans = [max(out[n][0][1] - out[n][0][0], out[n][1][1] - out[n][1][0]) for n in pca]
+    if max(spans) > max_ratio * min(spans):
+        return out, False
+    common = shared_ranges([points[n][1] for n in pca])
+    out.update({n: common for n in pca})
+    return out, True
 
 
 def drift_arrows(fig: go.Figure, start: np.ndarray, end: np.ndarray, colour: str = "black") -> go.Figure:
