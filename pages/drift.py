@@ -39,20 +39,28 @@ use_kl = all(m.gaussian_encoder for _, m in models)
 key, unit = ("drift_kl", "drift KL (nats)") if use_kl else ("drift_sq", "‖z′ − z‖²")
 title = ("mean KL(q(z′|x′) ‖ q(z|x)) on the 10k test set" if use_kl else
          "mean ‖z′ − z‖² on the 10k test set (drift KL is undefined for the implicit LDC-VAE encoder)")
-st.caption(f"Measure shown: **{unit}**" + ("" if use_kl else ", for every model, so the bars compare."))
+st.caption(f"Measure shown: **{unit}**" + ("" if use_kl else
+           ", for every model, so the bars compare; divided by the model's latent spread E‖μ − E[μ]‖² (the total "
+           "variance of its test encoder means), since the models' codes live on different scales, with the raw "
+           "value in brackets.") + " Log scale.")
 vals = {n: ok[n]["meta"].get("metrics", {}).get(key) for n, _ in models}
-bar = go.Figure(go.Bar(x=list(vals), y=[v if v is not None else 0 for v in vals.values()],
-                       text=[f"{v:.3f}" if v is not None else "n/a" for v in vals.values()], textposition="outside"))
-bar.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=unit,
+spread = {n: float((m.arrays["test_mu"] - m.arrays["test_mu"].mean(0)).pow(2).sum(1).mean()) for n, m in models}
+shown = {n: (v if use_kl else v / spread[n]) if v is not None else None for n, v in vals.items()}
+text = {n: "n/a" if v is None else f"{shown[n]:.3g}" if use_kl else f"{shown[n]:.3g} (raw {v:.3g})"
+        for n, v in vals.items()}
+bar = go.Figure(go.Bar(x=list(shown), y=list(shown.values()), text=list(text.values()), textposition="outside",
+                       cliponaxis=False))
+bar.update_layout(height=280, margin=dict(l=10, r=10, t=40, b=10),
+                  yaxis=dict(type="log", title=unit if use_kl else "‖z′ − z‖² / spread"),
                   title=dict(text=title, font=dict(size=14)))
 chart(bar, key="drift_bar", filename=f"{dataset}-drift-bars")
 
 
-def per_image_drift(a: dict) -> np.ndarray:
-    """The shown drift measure per stored test image, ``(n,)``."""
+def per_image_drift(name: str, a: dict) -> np.ndarray:
+    """The shown drift measure per stored test image, ``(n,)`` (‖z′ − z‖² divided by the model's spread)."""
     if use_kl:
         return a["drift_kl"].numpy()
-    return (a["drift_mu"] - a["test_mu"]).pow(2).sum(1).numpy()
+    return (a["drift_mu"] - a["test_mu"]).pow(2).sum(1).numpy() / spread[name]
 
 
 idx = np.array(sorted(chosen), dtype=int)
@@ -65,14 +73,13 @@ marked = sticky_selection("drift", [f"drift_{name}" for name, _ in models])
 for k, (name, model) in enumerate(models):
     a, proj = model.arrays, projs[name]
     fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
-                         title=f"{name}: {unit} of these images "
-                               f"{float(per_image_drift(a)[idx].mean()) if len(idx) else 0:.3f}",
+                         title=f"{name}: {'drift KL' if use_kl else '‖z′ − z‖² / spread'} of these images "
+                               f"{float(per_image_drift(name, a)[idx].mean()) if len(idx) else 0:.3g}",
                          axis_titles=axis_titles(proj), ranges=ranges[name], height=360,
-                         equal_aspect=proj == "identity")
-    fig.update_traces(marker=dict(opacity=0.25), selector=dict(name="encoder means"))
+                         equal_aspect=proj == "identity", point_opacity=0.25)
     mark_selected(fig, a[f"{proj}_test"].numpy(), marked)
     if len(idx):
-        drift_arrows(fig, a[f"{proj}_test"].numpy()[idx], a[f"{proj}_drift"].numpy()[idx])
+        drift_arrows(fig, a[f"{proj}_test"].numpy()[idx], a[f"{proj}_drift"].numpy()[idx], labels=idx)
     with cols[k % len(cols)]:
         chart(fig, key=f"drift_{name}", filename=f"{dataset}-drift-{name}-{proj}", on_select="rerun")
         if proj != projection:

@@ -88,8 +88,7 @@ def map_figure(z: np.ndarray) -> go.Figure:
         fig = latent_scatter(a[f"{proj}_test"].numpy()[:n], a["test_labels"].numpy()[:n], class_names(dataset),
                              title=f"where z is: {name}, {'true plane' if proj == 'identity' else 'PCA'} of "
                                    "encoder means", axis_titles=axis_titles(proj), height=330,
-                             equal_aspect=proj == "identity")
-        fig.update_traces(marker=dict(opacity=0.35), selector=dict(name="encoder means"))
+                             equal_aspect=proj == "identity", point_opacity=0.35)
         pin_points(fig, xy, ["z"], name="current z", colour="crimson")
         st.session_state["_sliders_map"], st.session_state["_sliders_map_key"] = fig, key
     else:

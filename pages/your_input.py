@@ -59,8 +59,7 @@ for k, (name, model) in enumerate(models):
     a, p = model.arrays, projs[name]
     fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                          title=f"{name} (d = {model.latent_dim})", axis_titles=axis_titles(p), ranges=ranges[name],
-                         height=360, equal_aspect=p == "identity")
-    fig.update_traces(marker=dict(opacity=0.35), selector=dict(name="encoder means"))
+                         height=360, equal_aspect=p == "identity", point_opacity=0.35)
     pin_points(fig, pins[name], [label], name=label)
     with cols[k % len(cols)]:
         chart(fig, key=f"input_map_{name}", filename=f"{dataset}-your-input-{name}-{p}")

@@ -169,8 +169,8 @@ def test_coverage_is_measured_against_posterior_draws_by_default_and_names_it():
     draws = coverages()
     assert all(c > 0.9 for c in draws), draws
     assert any("against one draw z ~ q(z|x)" in c.value for c in at.caption)
-    traces = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
-    assert all(any(t.get("name", "").startswith("z ~ q(z|x)") for t in data) for data in traces)
+    legends = [json.loads(c.proto.spec)["layout"]["legend"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert all(t.startswith("z ~ q(z|x)") for t in legends), legends
     at.radio(key="coverage_reference").set_value("means").run()
     means = coverages()
     assert all(c < 0.05 for c in means), means

@@ -4,45 +4,70 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-SAMPLER_STYLE = {"prior": ("prior samples", "rgba(90,90,90,0.45)"),
-                 "gmm-10": ("GMM-10 samples", "rgba(214,39,40,0.45)"),
-                 "gmm-100": ("GMM-100 samples", "rgba(255,127,14,0.5)"),
-                 "two-stage": ("two-stage VAE samples", "rgba(148,103,189,0.5)"),
-                 "sampler-net": ("sampler-net samples", "rgba(31,119,180,0.5)")}
+# Categorical class colours (plotly's qualitative "Plotly" set, 10 hues, none of them grey), and one neutral
+# dark marker for sampler codes that no class uses.
+CLASS_COLOURS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
+                 "#FF97FF", "#FECB52")
+SAMPLER_COLOUR = "rgba(30,30,30,0.55)"
+SAMPLER_NAMES = {"prior": "prior samples", "gmm-10": "GMM-10 samples", "gmm-100": "GMM-100 samples",
+                 "two-stage": "two-stage VAE samples", "sampler-net": "sampler-net samples"}
+SVG_MAX_POINTS = 4000  # figures with at most this many points draw as SVG: a page may hold only ~16 WebGL contexts
+
+
+def _scatter_type(n_points: int):
+    """go.Scatter (SVG) up to :data:`SVG_MAX_POINTS` points, else go.Scattergl (one WebGL context per figure)."""
+    return go.Scatter if n_points <= SVG_MAX_POINTS else go.Scattergl
+
+
+def class_colour(i: int) -> str:
+    return CLASS_COLOURS[int(i) % len(CLASS_COLOURS)]
 
 
 def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler_xy: np.ndarray | None = None,
                    sampler: str = "prior", title: str = "", axis_titles=("1", "2"),
                    ranges: tuple | None = None, height: int = 380, points_name: str = "encoder means",
-                   covered: np.ndarray | None = None, equal_aspect: bool = False) -> go.Figure:
-    """Encoder codes ``(N, 2)`` (means, or posterior draws: ``points_name``) coloured by label, with
-    sampler codes ``(M, 2)`` overlaid. With ``covered`` ``(N,)`` bool, the points a sampler code
-    covers are filled and the others drawn as faint open circles, so the map shows the coverage number.
-    ``equal_aspect`` locks the y scale to the x scale (the true latent plane, d = 2).
+                   covered: np.ndarray | None = None, equal_aspect: bool = False,
+                   point_opacity: float = 0.8) -> go.Figure:
+    """Encoder codes ``(N, 2)`` (means, or posterior draws: ``points_name``, the legend's title), one
+    trace per class in a categorical palette with the dataset's class names (click a legend entry
+    to hide the class, double-click to isolate it), with sampler codes ``(M, 2)`` overlaid as dark
+    crosses. With ``covered`` ``(N,)`` bool, the points a sampler code covers are filled and the
+    others drawn as faint open circles, so the map shows the coverage number. ``equal_aspect``
+    locks the y scale to the x scale (the true latent plane, d = 2). SVG up to
+    :data:`SVG_MAX_POINTS` points, WebGL above.
 
-    The encoder trace carries each point's test-image index as ``customdata``, so a plotly
+    Every class trace carries its points' test-image indices as ``customdata``, so a plotly
     selection (``ui.inspect.selected_indices``) names the images.
     """
-    names = np.asarray([class_names[i] if i < len(class_names) else str(i) for i in labels])
+    labels = np.asarray(labels)
+    scatter = _scatter_type(len(test_xy) + (0 if sampler_xy is None else len(sampler_xy)))
     fig = go.Figure()
     if sampler_xy is not None:
-        label, colour = SAMPLER_STYLE.get(sampler, (f"{sampler} samples", "rgba(90,90,90,0.45)"))
-        fig.add_trace(go.Scattergl(x=sampler_xy[:, 0], y=sampler_xy[:, 1], mode="markers", name=label,
-                                   marker=dict(size=4, color=colour, symbol="x-thin", line=dict(width=1, color=colour)),
-                                   hoverinfo="skip"))
-    marker = dict(size=4, color=labels, colorscale="Turbo", cmin=0, cmax=max(len(class_names) - 1, 1), opacity=0.8)
-    hover = "%{text}<extra>test image %{customdata}</extra>"
+        fig.add_trace(scatter(x=sampler_xy[:, 0], y=sampler_xy[:, 1], mode="markers",
+                              name=SAMPLER_NAMES.get(sampler, f"{sampler} samples"), legendrank=1,
+                              marker=dict(size=5, color=SAMPLER_COLOUR, symbol="x-thin",
+                                          line=dict(width=1, color=SAMPLER_COLOUR)), hoverinfo="skip"))
     if covered is not None:
         covered = np.asarray(covered, dtype=bool)
-        marker.update(symbol=np.where(covered, "circle", "circle-open"), opacity=np.where(covered, 0.85, 0.35),
-                      size=np.where(covered, 4, 5))
-        names = np.char.add(names.astype(str), np.where(covered, " (covered)", " (not covered)"))
-        points_name += " (filled: covered)"
-    fig.add_trace(go.Scattergl(x=test_xy[:, 0], y=test_xy[:, 1], mode="markers", name=points_name, marker=marker,
-                               text=names, customdata=np.arange(len(test_xy)), hovertemplate=hover))
+        points_name += " (filled: covered by the samples)"
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        name = class_names[c] if c < len(class_names) else str(c)
+        marker = dict(size=5, color=class_colour(c), opacity=point_opacity)
+        text = np.full(len(idx), name, dtype=object)
+        if covered is not None:
+            cov = covered[idx]
+            marker.update(symbol=np.where(cov, "circle", "circle-open"), opacity=np.where(cov, 0.85, 0.35),
+                          size=np.where(cov, 5, 6))
+            text = np.where(cov, f"{name} (covered)", f"{name} (not covered)")
+        fig.add_trace(scatter(x=test_xy[idx, 0], y=test_xy[idx, 1], mode="markers", name=name, marker=marker,
+                              text=text, customdata=idx, legendrank=2 + int(c),
+                              hovertemplate="%{text}<extra>test image %{customdata}</extra>"))
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=30, t=40, b=10),
                       modebar=dict(orientation="v"),  # on the right edge, clear of the title and legend
-                      legend=dict(orientation="h", x=1, y=1.0, xanchor="right", yanchor="bottom"), xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+                      legend=dict(orientation="h", x=0, y=-0.14, xanchor="left", yanchor="top", font=dict(size=11),
+                                  title=dict(text=points_name, side="top"), itemsizing="constant"),
+                      xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
     if ranges is not None:
         fig.update_xaxes(range=ranges[0])
         fig.update_yaxes(range=ranges[1])
@@ -85,14 +110,22 @@ def panel_ranges(points: dict[str, tuple[str, np.ndarray]], share_pca: bool = Fa
     return out, True
 
 
-def drift_arrows(fig: go.Figure, start: np.ndarray, end: np.ndarray, colour: str = "black") -> go.Figure:
-    """Draw arrows from ``start (K, 2)`` (z) to ``end (K, 2)`` (z')."""
+def drift_arrows(fig: go.Figure, start: np.ndarray, end: np.ndarray, labels=None,
+                 colour: str = "crimson") -> go.Figure:
+    """Draw arrows from ``start (K, 2)`` (z) to ``end (K, 2)`` (z'), z as white rings labelled with
+    ``labels`` (test-image indices; default 0..K-1) and z' as filled diamonds, so a pair stays
+    visible at the full map's zoom even when the arrow between them is a few pixels long."""
+    labels = [str(i) for i in (range(len(start)) if labels is None else labels)]
     for (x0, y0), (x1, y1) in zip(start, end):
         fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
-                           arrowhead=2, arrowsize=1.2, arrowwidth=1.6, arrowcolor=colour)
-    fig.add_trace(go.Scatter(x=start[:, 0], y=start[:, 1], mode="markers+text", name="z (chosen images)",
-                             text=[str(i) for i in range(len(start))], textposition="top center",
-                             marker=dict(size=9, color="white", line=dict(width=2, color=colour))))
+                           arrowhead=2, arrowsize=1.3, arrowwidth=2.4, arrowcolor=colour, standoff=4)
+    fig.add_trace(go.Scatter(x=end[:, 0], y=end[:, 1], mode="markers", name="z′ = encode(decode(z))",
+                             text=labels, hovertemplate="z′ of test image %{text}<extra></extra>",
+                             marker=dict(size=10, symbol="diamond", color=colour, line=dict(width=1, color="white"))))
+    fig.add_trace(go.Scatter(x=start[:, 0], y=start[:, 1], mode="markers+text", name="z (test image index)",
+                             text=labels, textposition="top center", textfont=dict(size=13),
+                             hovertemplate="z of test image %{text}<extra></extra>",
+                             marker=dict(size=11, color="white", line=dict(width=2.5, color="black"))))
     return fig
 
 
@@ -107,7 +140,7 @@ def particle_flow_figure(frames_xy: np.ndarray, background_xy: np.ndarray, targe
     pad = 0.05 * np.maximum(hi - lo, 1e-6)
     particles = lambda t: go.Scatter(x=frames_xy[t, :, 0], y=frames_xy[t, :, 1], mode="markers",  # noqa: E731
                                      name="SVGD particles", marker=dict(size=7, color="rgba(31,119,180,0.85)"))
-    data = [go.Scattergl(x=background_xy[:, 0], y=background_xy[:, 1], mode="markers", name="encoder means",
+    data = [_scatter_type(len(background_xy))(x=background_xy[:, 0], y=background_xy[:, 1], mode="markers", name="encoder means",
                          marker=dict(size=3, color="rgba(150,150,150,0.35)"), hoverinfo="skip")]
     if target_xy is not None:
         data.append(go.Scatter(x=[target_xy[0]], y=[target_xy[1]], mode="markers", name="this image's encoder mean",
@@ -149,7 +182,7 @@ def mark_selected(fig: go.Figure, xy: np.ndarray, indices) -> go.Figure:
     shows where those images sit in every model's map (linked brushing)."""
     idx = np.asarray(list(indices), dtype=int)
     if len(idx):
-        fig.add_trace(go.Scattergl(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=f"selected ({len(idx)})",
+        fig.add_trace(go.Scatter(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=f"selected ({len(idx)})",
                                    marker=dict(size=8, color="rgba(0,0,0,0)", line=dict(width=1, color="rgba(0,0,0,0.75)")),
                                    hoverinfo="skip"))
     return fig
