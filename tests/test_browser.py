@@ -225,3 +225,22 @@ def test_a_drawing_is_encoded_by_the_chosen_models(server, browser, shots):
     image_with_caption(browser, "x′ — vae")
     image_with_caption(browser, "x′ — ar-elbo-iso-i")
     browser.save_screenshot(str(shots / "your-input.png"))  # the page with a drawing, for the README
+
+
+def test_no_map_is_blank_on_a_page_of_many_maps(server, browser):
+    """The Samplers page with LDC-VAE and the VAE holds nine maps; drawn with WebGL, one stayed blank
+    ("Too many active WebGL contexts"). Every map must show its points, and the browser must not warn."""
+    browser.get_log("browser")  # drop what came before
+    browser.get(f"{server}/sampler?dataset=mnist&models=ldc-vae,vae")
+    settle(browser)
+    no_exception(browser)
+    maps = [p for p in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')
+            if any(t.text.startswith("PCA") for t in p.find_elements(By.CSS_SELECTOR, ".xtitle"))]  # not the bars
+    assert len(maps) == 9, f"{len(maps)} maps"
+    for k, plot in enumerate(maps):
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", plot)
+        drawn = browser.execute_script(
+            "return arguments[0].querySelectorAll('.scatterlayer path.point').length", plot)
+        assert drawn >= 2000, f"map {k}: {drawn} points drawn as SVG"
+    warnings = [e["message"] for e in browser.get_log("browser") if "WebGL" in e["message"]]
+    assert not warnings, warnings[:3]

@@ -9,8 +9,9 @@ import plotly.graph_objects as go
 CLASS_COLOURS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
                  "#FF97FF", "#FECB52")
 SAMPLER_COLOUR = "rgba(30,30,30,0.55)"
-SAMPLER_NAMES = {"prior": "prior samples", "gmm-10": "GMM-10 samples", "gmm-100": "GMM-100 samples",
-                 "two-stage": "two-stage VAE samples", "sampler-net": "sampler-net samples"}
+SAMPLER_NAMES = {"prior": "prior", "gmm-10": "GMM-10", "gmm-100": "GMM-100", "two-stage": "two-stage",
+                 "sampler-net": "sampler net"}  # legend names of sampler codes (a legend entry is half a map wide)
+LEGEND_ENTRY = 0.48  # of the plot's width per legend entry: two entries per row at any width
 SVG_MAX_POINTS = 4000  # figures with at most this many points draw as SVG: a page may hold only ~16 WebGL contexts
 
 
@@ -44,7 +45,7 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
     fig = go.Figure()
     if sampler_xy is not None:
         fig.add_trace(scatter(x=sampler_xy[:, 0], y=sampler_xy[:, 1], mode="markers",
-                              name=SAMPLER_NAMES.get(sampler, f"{sampler} samples"), legendrank=1,
+                              name=SAMPLER_NAMES.get(sampler, sampler), legendrank=1,
                               marker=dict(size=5, color=SAMPLER_COLOUR, symbol="x-thin",
                                           line=dict(width=1, color=SAMPLER_COLOUR)), hoverinfo="skip"))
     if covered is not None:
@@ -52,6 +53,8 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
         points_name += " (filled: covered by the samples)"
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
+        if covered is not None:  # covered points first: the legend draws a class with its first point's marker
+            idx = idx[np.argsort(~covered[idx], kind="stable")]
         name = class_names[c] if c < len(class_names) else str(c)
         marker = dict(size=5, color=class_colour(c), opacity=point_opacity)
         text = np.full(len(idx), name, dtype=object)
@@ -63,10 +66,16 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
         fig.add_trace(scatter(x=test_xy[idx, 0], y=test_xy[idx, 1], mode="markers", name=name, marker=marker,
                               text=text, customdata=idx, legendrank=2 + int(c),
                               hovertemplate="%{text}<extra>test image %{customdata}</extra>"))
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=30, t=40, b=10),
+    # the legend (up to 10 classes and the samplers, a few per row) sits in a bottom band of its own, below the
+    # x-axis title, anchored to the figure rather than the plot area so that no text overlaps at any width
+    entries = len(fig.data)
+    band = 26 + 17 * -(-entries // 2)  # the legend's title and two entries per row, the narrowest column's fit
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height + band,
+                      margin=dict(l=10, r=30, t=40, b=band + 10),
                       modebar=dict(orientation="v"),  # on the right edge, clear of the title and legend
-                      legend=dict(orientation="h", x=0, y=-0.14, xanchor="left", yanchor="top", font=dict(size=11),
-                                  title=dict(text=points_name, side="top"), itemsizing="constant"),
+                      legend=dict(orientation="h", x=0, y=0, xanchor="left", yanchor="bottom", yref="container",
+                                  font=dict(size=10), title=dict(text=points_name, side="top"),
+                                  itemsizing="constant", entrywidth=LEGEND_ENTRY, entrywidthmode="fraction"),
                       xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
     if ranges is not None:
         fig.update_xaxes(range=ranges[0])
