@@ -1,10 +1,12 @@
 """Imaginings: what an LSR-GAN generator draws from a frozen VAE's latent codes (seed 004 Fig. 1-3)."""
+import json
+
 import numpy as np
 import streamlit as st
 import torch
 
 from ui import state
-from ui.catalog import checkpoints, get_model, safe_dataset_images
+from ui.catalog import ROOT, checkpoints, get_model, safe_dataset_images
 from ui.common import current_dataset, ensure_navigation, to_grid, to_png
 from ui.export import picture
 from ui.inputs import upload
@@ -18,15 +20,38 @@ st.caption("LSR-GAN (seed 004) trains a GAN generator G against the frozen encod
            "q(z|x). λ = 0 is the control: a plain GAN on the same prior.")
 
 ok, _ = checkpoints(dataset)
-gans = sorted(n for n, h in ok.items() if h["family"] == "lsr-gan")
+gans = [n for n, h in ok.items() if h["family"] == "lsr-gan"]
 if not gans:
     st.info(f"No LSR-GAN checkpoints for {dataset}. Train one with `python train.py --model lsr-gan --dataset "
             f"{dataset} --vae checkpoints/{dataset}/ar-elbo-iso-i.safetensors --lambda 1`.")
     st.stop()
-lam_of = {n: ok[n]["config"].get("lam") for n in gans}
-state.restore(f"imagine_model_{dataset}", "models", lambda r: state.csv(r)[0], allowed=gans)
+lam_of = {n: float(ok[n]["config"].get("lam") or 0.0) for n in gans}
+gans.sort(key=lambda n: (lam_of[n], n))  # λ = 0, 0.01, 1
+
+
+def prior_fd(name: str) -> float:
+    """The classifier Fréchet distance of G(z), z ~ N(0, I), from results/<dataset>-classifier.json (inf if absent)."""
+    path = ROOT / "results" / f"{dataset}-classifier.json"
+    rows = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    fds = [r["fd"] for r in rows if r.get("model") == name and r.get("protocol") == "sample"
+           and r.get("variant") == "prior" and r.get("fd") is not None]
+    return min(fds) if fds else float("inf")
+
+
+# the default is the λ whose prior samples look most like data (lowest measured FD), else the documented default
+measured = {n: prior_fd(n) for n in gans}
+default = min(gans, key=lambda n: (measured[n], n != "lsr-gan"))
+model_key = f"imagine_model_{dataset}"
+state.restore(model_key, "models", lambda r: state.csv(r)[0], allowed=gans)
 name = st.radio("λ (weight of −log q(z|G(z)))", gans, format_func=lambda n: f"λ = {lam_of[n]:g} ({n})",
-                horizontal=True, key=f"imagine_model_{dataset}")
+                index=None if model_key in st.session_state else gans.index(default), horizontal=True,
+                key=model_key)
+if name is None:
+    name = default
+if measured[default] < float("inf"):
+    st.caption(f"Opened at λ = {lam_of[default]:g}, the λ whose G(z), z ~ N(0, I), scores the lowest classifier "
+               f"Fréchet distance here (" + ", ".join(f"λ = {lam_of[n]:g}: {measured[n]:.1f}" for n in gans
+                                                     if measured[n] < float('inf')) + ").")
 model = get_model(dataset, name)
 if model is None:
     st.stop()
@@ -37,9 +62,11 @@ if "sharpness" in m:
                f"{m['base_sharpness']:.3f} (data {m['data_sharpness']:.3f}); recon MSE G {m['recon_mse']:.2f} vs VAE "
                f"{m['base_recon_mse']:.2f}; latent recovery ‖μ(G(z)) − z‖² {m['latent_recovery']:.3f}.")
 
-c1, c2, c3 = st.columns([2, 3, 1])
+c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
 source = c1.radio("Input", ["test images", "upload"], horizontal=True, key="imagine_source")
 n_draws = c3.slider("Imaginings per row", 2, 12, 6, key="imagine_draws")
+temperature = c4.select_slider("Posterior width T", [1.0, 2.0, 5.0, 10.0, 20.0], value=1.0, key="imagine_temperature",
+                               help="z = μ(x) + T·σ(x)·ε. At T = 1 the draws come from q(z|x) itself.")
 
 inputs, labels = [], []
 if source == "test images":
@@ -63,23 +90,33 @@ else:
 
 
 @st.cache_data(show_spinner="Imagining ...", max_entries=256)
-def imagine_row_png(dataset: str, name: str, image: np.ndarray, n: int, seed: int, _model) -> tuple[bytes, bytes]:
-    """(input | D(μ(x)) | G(μ(x))) and the n imaginings G(z), z ~ q(z|x), as two PNGs."""
+def imagine_row_png(dataset: str, name: str, image: np.ndarray, n: int, seed: int, temperature: float,
+                    _model) -> tuple[bytes, bytes, float]:
+    """(input | D(μ(x)) | G(μ(x))) and the n imaginings G(z), z = μ + T σ ε, as two PNGs, with the
+    image's mean posterior standard deviation per unit."""
     x = torch.from_numpy(image)[None]
     with torch.no_grad():
-        mu = _model.encode(x)
+        mu, logvar = _model.posterior(x)
         head = torch.cat([x, _model.base.decode(mu), _model.decode(mu)])
-        dreams = _model.imagine(x, n, generator=torch.Generator().manual_seed(seed))[0]
-    return to_png(to_grid(head, nrow=3, scale=3)), to_png(to_grid(dreams, nrow=n, scale=3))
+        dreams = _model.imagine(x, n, generator=torch.Generator().manual_seed(seed), temperature=temperature)[0]
+    return (to_png(to_grid(head, nrow=3, scale=3)), to_png(to_grid(dreams, nrow=n, scale=3)),
+            float((0.5 * logvar).exp().mean()))
 
 
+widths = []
 for x, label in zip(inputs, labels):
     left, right = st.columns([3, max(n_draws, 3)])
-    head, dreams = imagine_row_png(dataset, name, x.numpy(), int(n_draws), 0, model)
+    head, dreams, width = imagine_row_png(dataset, name, x.numpy(), int(n_draws), 0, float(temperature), model)
+    widths.append(width)
     picture(head, f"{label} · VAE D(μ(x)) · G(μ(x))", key=f"head_{label}", container=left,
             filename=f"{dataset}-{name}-{label}-recon")
-    picture(dreams, f"G(z), z ~ q(z|x): {int(n_draws)} imaginings", key=f"dreams_{label}", container=right,
-            filename=f"{dataset}-{name}-{label}-imaginings")
+    picture(dreams, f"G(z), z = μ(x) + {temperature:g}·σ(x)·ε: {int(n_draws)} imaginings", key=f"dreams_{label}",
+            container=right, filename=f"{dataset}-{name}-{label}-imaginings")
+if widths:
+    st.caption(f"Why a row of imaginings can look identical: the base VAE's posterior is sharp, σ(x) = "
+               f"{float(np.mean(widths)):.3f} per unit on average over these images, against the prior's 1, so draws "
+               f"from q(z|x) (T = 1) are nearly the same code. Raise the posterior width T to see what G draws "
+               f"around μ(x).")
 
 st.divider()
 st.subheader("Random codes z ~ p(z): LSR-GAN beside the VAE decoder")

@@ -88,7 +88,7 @@ if stale:
 rows["set"] = rows["protocol"].where(rows["variant"] == "-", rows["protocol"] + "/" + rows["variant"])
 wide = rows.pivot(index="model", columns="set", values=metric).astype(float)
 order = ["data", "rec"] + sorted(c for c in wide.columns if c.startswith("sample/")) + ["interp/mid", "interp/rand"]
-wide = wide[[c for c in order if c in wide.columns]]
+wide = wide[[c for c in order if c in wide.columns]].dropna(axis=1, how="all")  # no empty columns
 if metric in FIDELITY and "class_entropy" in rows:
     # Never rank by fidelity alone: every sample of a collapsed model is the same good image (precision 1,
     # density > 1, class entropy 0). Each column gets its class entropy beside it, and rows are ranked by
@@ -123,39 +123,43 @@ open_key = f"lb_open_{dataset}"
 table_key = f"lb_table_{dataset}_{backbone}_{metric}"
 
 
-def open_model(name: str | None) -> None:
-    """Make ``name`` the chosen model on the other pages (their widget keys are per dataset)."""
-    if name not in shipped:
+def open_models(names: list[str]) -> None:
+    """Make ``names`` the chosen models on the other pages (their widget keys are per dataset); the
+    single-model pages (Sliders, Imaginings) get the first."""
+    names = [n for n in names if n in shipped]
+    if not names:
         return
     for key in ("coverage_models", "drift_models", "sampler_models"):
-        st.session_state[f"{key}_{dataset}"] = [name]
-    st.session_state[f"sliders_model_{dataset}"] = name
-    if name.startswith("lsr-gan"):
-        st.session_state[f"imagine_model_{dataset}"] = name
+        st.session_state[f"{key}_{dataset}"] = list(names)
+    st.session_state[f"sliders_model_{dataset}"] = names[0]
+    if gans := [n for n in names if n.startswith("lsr-gan")]:
+        st.session_state[f"imagine_model_{dataset}"] = gans[0]
 
 
 def on_row_click() -> None:
     picked = st.session_state[table_key].selection.rows
-    if picked:
-        name = wide.index[picked[0]]
-        st.session_state[open_key] = name if name in shipped else None
-        open_model(name)
+    names = [wide.index[i] for i in picked if wide.index[i] in shipped]
+    st.session_state[open_key] = names
+    open_models(names)
 
 
-st.dataframe(wide.style.format("{:.3f}", na_rep="-"), on_select=on_row_click, selection_mode="single-row",
+st.dataframe(wide.style.format("{:.3f}", na_rep="–"), on_select=on_row_click, selection_mode="multi-row",
              key=table_key, width="stretch")
+st.caption("Select one or several rows (or pick below) to open those models together on the other pages.")
 
 choices = [m for m in wide.index if m in shipped]
 c1, c2 = st.columns([1, 3])
-chosen = c1.selectbox("Open model", choices, index=None, key=open_key, placeholder="click a row or pick",
-                      on_change=lambda: open_model(st.session_state[open_key]))
+if open_key in st.session_state:  # the multiselect offers only this table's models
+    st.session_state[open_key] = [n for n in st.session_state[open_key] if n in choices]
+chosen = c1.multiselect("Open models", choices, key=open_key, placeholder="select rows or pick",
+                        on_change=lambda: open_models(st.session_state[open_key]))
 if chosen:
     with c2:
-        st.write(f"**{chosen}** is selected on:")
+        st.write(f"**{', '.join(chosen)}** {'is' if len(chosen) == 1 else 'are'} selected on:")
         links = st.columns(4)
         for col, (page, title) in zip(links, [("pages/coverage.py", "Coverage"), ("pages/sliders.py", "Sliders"),
                                               ("pages/drift.py", "Drift"), ("pages/sampler.py", "Samplers")]):
-            col.page_link(page, label=title, query_params={"dataset": dataset, "models": chosen})
+            col.page_link(page, label=title, query_params={"dataset": dataset, "models": ",".join(chosen)})
 
 with st.spinner("Drawing charts ..."):
     st.subheader(f"{METRICS[metric]} per column")
@@ -168,8 +172,9 @@ with st.spinner("Drawing charts ..."):
             if s.empty:  # e.g. class entropy of a set whose rows predate the measure
                 col.caption(f"{name}: no {metric} measured yet")
                 continue
-            fig = px.bar(x=s.values, y=s.index, orientation="h", title=name,
-                         labels={"x": label, "y": ""}, height=120 + 22 * len(s))
+            log = metric == "fd" and bool((s > 0).all())  # FDs span orders of magnitude (0.4 for data, 10³ collapsed)
+            fig = px.bar(x=s.values, y=s.index, orientation="h", title=name, log_x=log,
+                         labels={"x": label + (" (log scale)" if log else ""), "y": ""}, height=120 + 22 * len(s))
             fig.update_layout(margin=dict(l=0, r=10, t=40, b=0), yaxis=dict(autorange="reversed"))
             chart(fig, key=f"lb_bar_{name}", container=col, filename=f"{dataset}-{backbone}-{metric}-{name}")
 
@@ -190,8 +195,12 @@ else:
     st.caption(f"As published: TF-Inception FIDs on MNIST; `mse` is the per-image squared error on the test set. "
                f"Ours: the {table['label']} of the table above (for 000's single \"sample\" column, the best of the "
                f"model's samplers), or our test MSE on the `mse` rows. Two columns on purpose: the protocols differ.")
-    show = merged[["model", "set", "as published", "ours", "paper row", "source"]]
-    st.dataframe(show.style.format({"as published": "{:.2f}", "ours": "{:.3f}"}, na_rep="-"),
+    show = merged[["model", "set", "as published", "ours", "paper row", "source"]].dropna(axis=1, how="all")
+    text = [c for c in ("model", "set", "paper row", "source") if c in show]
+    show = show.astype({c: object for c in text}).where(show.notna(), None)
+    show[text] = show[text].fillna("–")
+    st.dataframe(show.style.format({c: f for c, f in (("as published", "{:.2f}"), ("ours", "{:.3f}")) if c in show},
+                                   na_rep="–"),
                  hide_index=True, width="stretch", key=f"lb_published_{dataset}")
     with st.expander("Protocol differences", expanded=False):
         st.markdown("\n".join(f"- {d}" for d in PROTOCOL_DIFFERENCES))

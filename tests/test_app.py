@@ -239,10 +239,19 @@ def test_imaginings_show_rows_and_switch_lambda():
     assert len(_images_with(at, "imaginings")) == 4  # the four default test images, one row each
     assert len(_images_with(at, "LSR-GAN G(z)")) == 1 and len(_images_with(at, "VAE decoder D(z)")) == 1
     radio = at.radio(key="imagine_model_mnist")
-    assert radio.value == "lsr-gan"  # the default λ = 0.01 (explorer.models.lsr_gan, reading 6) is shown first
-    assert sorted(radio.options) == ["λ = 0 (lsr-gan-lambda0)", "λ = 0.01 (lsr-gan)", "λ = 1 (lsr-gan-lambda1)"]
+    assert radio.options == ["λ = 0 (lsr-gan-lambda0)", "λ = 0.01 (lsr-gan)", "λ = 1 (lsr-gan-lambda1)"]  # in λ order
+    rows = json.loads((ROOT / "results" / "mnist-classifier.json").read_text())["rows"]
+    fd = {r["model"]: r["fd"] for r in rows if r["model"].startswith("lsr-gan") and r["protocol"] == "sample"
+          and r["variant"] == "prior"}
+    assert radio.value == min(fd, key=fd.get)  # opened at the λ whose prior samples score best
+    dreams = _images_with(at, "imaginings")[0].value
+    assert any("σ(x) = " in c.value for c in at.caption)
+    at.select_slider(key="imagine_temperature").set_value(10.0).run()
+    assert not at.exception
+    assert _images_with(at, "imaginings")[0].value != dreams  # a wider posterior: other imaginings
+    radio = at.radio(key="imagine_model_mnist")
     before = _images_with(at, "LSR-GAN G(z)")[0].value
-    radio.set_value("lsr-gan-lambda0").run()
+    radio.set_value("lsr-gan-lambda0" if radio.value != "lsr-gan-lambda0" else "lsr-gan").run()
     assert not at.exception
     assert _images_with(at, "LSR-GAN G(z)")[0].value != before
 
@@ -293,10 +302,18 @@ def test_leaderboard_shows_the_results_and_opens_a_model_on_the_other_pages():
     assert list(rec) == sorted(rec), "the Fréchet table must list the best (lowest) reconstruction first"
     published = frames[1].value
     assert {"as published", "ours"} <= set(published.columns) and (published["model"] == "ldc-vae").any()
-    at.selectbox(key="lb_open_mnist").set_value("ar-elbo-iso-i").run()
+    assert not published.isna().any().any() and not (published.astype(str) == "None").any().any()
+    assert not frames[0].value.isna().all().any(), "an empty column"
+    at.multiselect(key="lb_open_mnist").set_value(["ar-elbo-iso-i", "vae"]).run()
     assert not at.exception
     at.switch_page("pages/coverage.py").run()
-    assert at.multiselect(key="coverage_models_mnist").value == ["ar-elbo-iso-i"]
+    assert at.multiselect(key="coverage_models_mnist").value == ["ar-elbo-iso-i", "vae"]
+
+
+def test_leaderboard_bars_of_fd_are_on_a_log_scale():
+    at = open_page("pages/leaderboard.py")
+    bars = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+    assert bars and all(b["xaxis"].get("type") == "log" for b in bars if "sample" in b["title"]["text"])
 
 
 def test_leaderboard_never_ranks_by_precision_alone():

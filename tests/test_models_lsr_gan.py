@@ -83,3 +83,21 @@ def test_detached_variance_keeps_the_value_and_drops_the_reward_for_uncertainty(
     assert not torch.allclose(grads["nll"], grads["detached"], atol=1e-5)
     with pytest.raises(ValueError, match="unknown latent_term"):
         build_model("lsr-gan", base_path=str(base_file), latent_term="mse")
+
+
+def test_imaginings_spread_with_the_posterior_temperature(gan, batch):
+    """G(z) for z = μ + T σ ε: reproducible for a seed, the same at T → 0 for every draw, and more
+    varied as T grows; T <= 0 is refused."""
+    gan.eval()
+
+    def spread(t):
+        out = gan.imagine(batch[:2], 5, generator=torch.Generator().manual_seed(0), temperature=t)
+        assert out.shape == (2, 5, *gan.image_shape) and out.min() >= 0 and out.max() <= 1
+        return out.std(dim=1).mean().item()
+
+    with torch.no_grad():
+        a = gan.imagine(batch[:2], 3, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(a, gan.imagine(batch[:2], 3, generator=torch.Generator().manual_seed(1)))
+        assert spread(1e-6) < 1e-4 < spread(1.0) < spread(10.0)
+    with pytest.raises(ValueError, match="temperature"):
+        gan.imagine(batch[:2], 3, temperature=0.0)
