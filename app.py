@@ -10,9 +10,11 @@ from pathlib import Path
 import streamlit as st
 
 from ui import state
-from ui.common import APP_DATASETS, NAV_FLAG, presentation_css
+from ui.catalog import warm_default_flows
+from ui.common import APP_DATASETS, NAV_FLAG, presentation_css, set_torch_threads
 
 FAVICON = str(Path(__file__).resolve().parent / "ui" / "favicon.png")  # a file: a Material icon is fetched from Google
+threads_error = set_torch_threads()  # one thread by default: measured in bench/particle_flow.py (README)
 params = state.capture()
 state.restore(state.PRESENT, "present", parse=lambda r: r.lower() in ("1", "true", "yes"))
 present = bool(st.session_state.get(state.PRESENT))
@@ -41,14 +43,17 @@ with st.sidebar:
         state.link_dialog()
 if present:
     st.html(presentation_css())
+if threads_error:
+    st.warning(threads_error)
 
+warm_default_flows(st.session_state.get("dataset", APP_DATASETS[0]))  # Particle flow's default view, in the background
 page = st.navigation(PAGES)
 wanted = params.get("page")
 if wanted is not None and not st.session_state.get("_url_page_done"):
     st.session_state["_url_page_done"] = True  # only the link's first run follows its page parameter
     target = next((p for p in PAGES if (p.url_path or "home") == wanted), None)
     if target is None:
-        st.warning(f"URL parameter page={wanted!r} is not a page; allowed: "
+        st.warning(f"URL parameter page={state.escape_md(repr(wanted))} is not a page; allowed: "
                    f"{', '.join(p.url_path or 'home' for p in PAGES)}")
     elif target.url_path != page.url_path:
         st.switch_page(target)

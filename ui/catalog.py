@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ from explorer.checkpoint import CheckpointError, read_metadata
 from explorer.compute import N_APP
 from explorer.data import DatasetNotAvailable, load_dataset
 from explorer.layout import list_models, model_name, sidecar_path
+from explorer.models.ldc_vae import particle_flow
 from explorer.projection import to_plane
+from ui.state import escape_md
 
 ROOT = Path(__file__).resolve().parent.parent
 NN_ON_DEMAND = 500  # samples whose nearest training image is searched when no stored measure exists
@@ -85,7 +88,7 @@ def get_model(dataset: str, name: str):
     its ``gmm-100`` and ``two-stage`` samplers then."""
     ok, _ = checkpoints(dataset)
     if name not in ok:
-        st.warning(f"No usable checkpoint {name!r} for {dataset}.")
+        st.warning(f"No usable checkpoint {escape_md(repr(name))} for {escape_md(dataset)}.")
         return None
     path = ok[name]["path"]
     try:
@@ -270,6 +273,30 @@ def _mode_numbers(dataset: str, name: str, sampler: str, version: tuple) -> dict
     # nearest-training-image search on the first 500 only (2 s instead of 8 on 2 cores)
     return sampler_modes(model, dataset, n=N_CODES, samplers=[sampler], checkpoints=checkpoint_dir(),
                          nn_n=NN_ON_DEMAND).get(sampler)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def default_flow(dataset: str, name: str, version: tuple) -> Future:
+    """The Particle flow page's default view for an LDC-VAE checkpoint (test image 0, 64 particles,
+    100 SVGD steps of size 0.05, seed 0), started in a background thread the first time it is asked
+    for: app.py asks for every LDC-VAE checkpoint when a session starts, so the page finds it done.
+    Returns a future of the ``(101, 64, d)`` trajectory."""
+    model = _model(dataset, name)
+    x, _ = load_dataset(dataset, "test", limit=1)
+    return _FLOW_POOL.submit(lambda: particle_flow(model, x[0], 64, 100, 0.05, seed=0).numpy())
+
+
+def warm_default_flows(dataset: str) -> None:
+    """Start :func:`default_flow` for every usable LDC-VAE checkpoint of ``dataset`` (no-op when started)."""
+    for name, head in checkpoints(dataset)[0].items():
+        if head["family"] == "ldc-vae":
+            try:
+                default_flow(dataset, name, model_version(dataset, name))
+            except (CheckpointError, DatasetNotAvailable, OSError):
+                pass  # the page reports it when opened
+
+
+_FLOW_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="default-flow")
 
 
 def safe_dataset_images(dataset: str, n: int = 2000):

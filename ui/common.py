@@ -5,6 +5,7 @@ codes, coverage) is in :mod:`ui.catalog`; the math lives in ``explorer``.
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import streamlit as st
@@ -61,6 +62,28 @@ def modes_markdown(q: dict) -> str:
     return (f"class entropy **{q['class_entropy']:.3f}** · smallest class **{q['min_class_share']:.1%}** · "
             f"classes > 1 % **{q['classes_above_1pct']}** · nearest-train median **{q['nn_median']:.1f}** "
             f"(test images **{q['nn_median_test']:.1f}**; {q.get('nn_n', q.get('n', 2000)):,} searched)")
+
+
+THREADS_ENV = "LATENT_EXPLORER_THREADS"
+DEFAULT_THREADS = 1  # interactive work on a shared 2-core machine: bench/particle_flow.py, 5 s with 1 thread, 33 s with 2
+
+
+def set_torch_threads() -> str | None:
+    """Set torch's intra-op threads from ``$LATENT_EXPLORER_THREADS`` (default 1). Returns a one-line
+    message when the variable is not a positive integer (the default is used), else None."""
+    raw = os.environ.get(THREADS_ENV)
+    n, error = DEFAULT_THREADS, None
+    if raw is not None:
+        try:
+            n = int(raw)
+            if n < 1:
+                raise ValueError
+        except ValueError:
+            n, error = DEFAULT_THREADS, (f"{THREADS_ENV}={raw!r} is not a positive integer; using "
+                                         f"{DEFAULT_THREADS} torch thread")
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return error
 
 
 SHARE_AXES_HELP = ("Give the PCA maps one x and y range, when their spans differ by at most 5x. UMAP maps "

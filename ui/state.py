@@ -25,6 +25,7 @@ bad value and what is allowed, and the widget keeps its default); each page ends
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -33,6 +34,17 @@ import streamlit as st
 URL_PARAMS = "_url_params"  # the parameters the session was opened with
 RESTORED = "_url_restored"  # widget keys already restored once
 PRESENT = "present"  # presentation-mode toggle key
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&\"'=])")
+
+
+def escape_md(text) -> str:
+    """``text`` as literal characters inside Streamlit markdown (warnings, captions, labels): every
+    ASCII punctuation mark that markdown, HTML or Streamlit's ``:colour[...]``/``:icon:`` directives
+    could read is backslash-escaped (CommonMark §2.4), and newlines become spaces. For strings from
+    outside: URL parameters, file names, checkpoint metadata."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text).replace("\r", " ").replace("\n", " "))
 
 
 def capture() -> dict:
@@ -78,15 +90,15 @@ def restore(key: str, param: str, parse: Callable[[str], Any] = str, allowed=Non
         dropped = [v for v in value if v not in allowed]
         value = [v for v in value if v in allowed] or None
         if dropped and value is not None:
-            st.warning(f"URL parameter {param}: {', '.join(map(repr, map(str, dropped)))} not available here "
-                       f"and ignored; allowed: {', '.join(map(str, allowed))}")
+            st.warning(f"URL parameter {param}: {escape_md(', '.join(map(repr, map(str, dropped))))} not available "
+                       f"here and ignored; allowed: {escape_md(', '.join(map(str, allowed)))}")
     elif value is not None and allowed is not None:
         ok = allowed(value) if callable(allowed) else value in allowed
         value = value if ok else None
     if value is None:
         what = describe or (", ".join(map(str, allowed)) if allowed is not None and not callable(allowed) else "")
-        st.warning(f"URL parameter {param}={raw!r} is not valid here and was ignored" +
-                   (f"; allowed: {what}" if what else ""))
+        st.warning(f"URL parameter {param}={escape_md(repr(raw))} is not valid here and was ignored" +
+                   (f"; allowed: {escape_md(what)}" if what else ""))
         return
     st.session_state[key] = value
 
