@@ -47,7 +47,7 @@ if threads_error:
     st.warning(threads_error)
 
 warm_default_flows(st.session_state.get("dataset", APP_DATASETS[0]))  # Particle flow's default view, in the background
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, position="top" if present else "sidebar")  # a room: navigation along the top
 wanted = params.get("page")
 if wanted is not None and not st.session_state.get("_url_page_done"):
     st.session_state["_url_page_done"] = True  # only the link's first run follows its page parameter

@@ -7,7 +7,7 @@ import torch
 
 from ui import state
 from ui.catalog import ROOT, checkpoints, get_model, safe_dataset_images
-from ui.common import current_dataset, ensure_navigation, to_grid, to_png
+from ui.common import current_dataset, ensure_navigation, presenting, to_grid, to_png
 from ui.export import picture
 from ui.inputs import upload
 
@@ -105,7 +105,8 @@ def imagine_row_png(dataset: str, name: str, image: np.ndarray, n: int, seed: in
 
 widths = []
 for x, label in zip(inputs, labels):
-    left, right = st.columns([3, max(n_draws, 3)])
+    # in presentation mode the imaginings get the page's full width, under their input
+    left, right = (st.container(), st.container()) if presenting() else st.columns([3, max(n_draws, 3)])
     head, dreams, width = imagine_row_png(dataset, name, x.numpy(), int(n_draws), 0, float(temperature), model)
     widths.append(width)
     picture(head, f"{label} · VAE D(μ(x)) · G(μ(x))", key=f"head_{label}", container=left,

@@ -7,7 +7,7 @@ from explorer.models.ldc_vae import particle_flow
 from explorer.projection import to_plane
 from ui import state
 from ui.catalog import checkpoints, default_flow, get_model, model_version, safe_dataset_images
-from ui.common import axis_titles, current_dataset, ensure_navigation, to_grid, to_image, to_png
+from ui.common import axis_titles, current_dataset, ensure_navigation, shown_scale, to_grid, to_image, to_png
 from ui.export import chart, picture
 from ui.plots import particle_flow_figure
 
@@ -26,7 +26,7 @@ DEFAULT = dict(n_particles=64, steps=100, step_size=0.05)  # the view computed a
 state.restore(f"flow_model_{dataset}", "models", lambda r: state.csv(r)[0], allowed=flows)
 state.restore("flow_index", "index", int, allowed=range(2000), describe="0..1999")
 with st.form("flow_settings", border=False):
-    c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 1, 1, 1, 1], vertical_alignment="bottom")
+    c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 1, 1, 1, 1.4], vertical_alignment="bottom")
     name = c1.selectbox("Model", flows, key=f"flow_model_{dataset}")
     index = int(c2.number_input("Test image (index among the 2,000 stored)", 0, 1999, "min", key="flow_index"))
     n_particles = int(c3.select_slider("Particles", [16, 32, 64, 128], value=DEFAULT["n_particles"], key="flow_particles"))
@@ -66,11 +66,11 @@ left, right = st.columns([3, 1])
 with left:
     chart(fig, key="flow_plot", filename=f"{dataset}-{name}-particle-flow-{index}")
 with right:
-    st.image(to_image(data[0][index], scale=5), caption=f"test image {index}")
+    st.image(to_image(data[0][index], scale=shown_scale(5)), caption=f"test image {index}")
     with torch.no_grad():
         z_end = torch.from_numpy(traj[-1][:8])
         recon = model.decode(model.arrays["test_mu"][index:index + 1])
-        st.image(to_image(recon[0], scale=5), caption="decode(encoder mean)")
+        st.image(to_image(recon[0], scale=shown_scale(5)), caption="decode(encoder mean)")
         picture(to_png(to_grid(model.decode(z_end), nrow=4, scale=2)), "decode(z) of 8 particles at the end",
                 key="flow_particles_end", filename=f"{dataset}-{name}-particles-{index}")
     x = torch.from_numpy(data[0][index:index + 1])

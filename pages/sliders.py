@@ -13,7 +13,7 @@ from explorer.projection import to_plane
 from ui import state
 from ui.catalog import checkpoints, get_model, model_version, safe_dataset_images
 from ui.common import (axis_titles, class_names, columns_for, current_dataset, ensure_navigation, presenting,
-    to_grid, to_image, to_png)
+    shown_scale, to_grid, to_image, to_png)
 from ui.export import chart, gif_bytes, picture
 from ui.plots import latent_scatter, pin_points
 
@@ -98,7 +98,7 @@ def map_figure(z: np.ndarray) -> go.Figure:
 
 def decoded(m, z: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return to_image(m.decode(torch.from_numpy(z)[None])[0], scale=8)
+        return to_image(m.decode(torch.from_numpy(z)[None])[0], scale=shown_scale(8))
 
 
 @st.fragment
@@ -131,7 +131,7 @@ def slider_panel():
         if index is not None:
             data = safe_dataset_images(dataset)
             if data is not None:
-                st.image(to_image(data[0][index], scale=4), caption=f"test image {index}", output_format="PNG")
+                st.image(to_image(data[0][index], scale=shown_scale(4)), caption=f"test image {index}", output_format="PNG")
     chart(map_figure(z), key="sliders_map", filename=f"{dataset}-{name}-where-z-is")
     st.session_state["_sliders_panel_ms"] = (time.perf_counter() - t0) * 1000
 

@@ -8,7 +8,7 @@ from explorer.projection import to_plane
 from ui import state
 from ui.catalog import get_model
 from ui.common import (PROJECTIONS, axes_caption, axis_titles, class_names, columns_for, current_dataset,
-    ensure_navigation, pick_models, share_axes_toggle, to_grid, to_image, to_png)
+    ensure_navigation, pick_models, share_axes_toggle, shown_scale, to_grid, to_image, to_png)
 from ui.export import chart, picture
 from ui.inputs import draw, upload
 from ui.plots import latent_scatter, panel_ranges, pin_points
@@ -63,7 +63,7 @@ for k, (name, model) in enumerate(models):
     pin_points(fig, pins[name], [label], name=label)
     with cols[k % len(cols)]:
         chart(fig, key=f"input_map_{name}", filename=f"{dataset}-your-input-{name}-{p}")
-        st.image(to_image(recons[name][0], scale=4), caption=f"x′ — {name}", output_format="PNG")
+        st.image(to_image(recons[name][0], scale=shown_scale(4)), caption=f"x′ — {name}", output_format="PNG")
         if p != projection:
             st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
 if projection == "umap":

@@ -244,3 +244,82 @@ def test_no_map_is_blank_on_a_page_of_many_maps(server, browser):
         assert drawn >= 2000, f"map {k}: {drawn} points drawn as SVG"
     warnings = [e["message"] for e in browser.get_log("browser") if "WebGL" in e["message"]]
     assert not warnings, warnings[:3]
+
+
+OVERLAP_JS = """
+// Text boxes inside each plotly figure that intersect: titles, axis titles, legend entries and title,
+// play buttons, slider labels, annotations; tick labels only against those (not against each other).
+const out = [];
+for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+  const pick = sel => Array.from(plot.querySelectorAll(sel)).filter(t => t.textContent.trim() &&
+      getComputedStyle(t).fill !== 'rgba(0, 0, 0, 0)' && t.getBoundingClientRect().width > 0);
+  const main = pick('.gtitle, .g-xtitle text, .g-ytitle text, .legendtext, .legendtitletext, ' +
+                    '.updatemenu-item-text, .slider-current-value, .annotation-text');
+  const ticks = pick('.xtick text, .ytick text');
+  const boxes = main.map(t => [t, t.getBoundingClientRect()]);
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++)
+      if (hit(boxes[i][1], boxes[j][1])) out.push(boxes[i][0].textContent + ' / ' + boxes[j][0].textContent);
+    for (const t of ticks)
+      if (hit(boxes[i][1], t.getBoundingClientRect())) out.push(boxes[i][0].textContent + ' / tick ' + t.textContent);
+  }
+}
+return out;
+"""
+
+
+def _box(driver, element) -> dict:
+    return driver.execute_script("return arguments[0].getBoundingClientRect().toJSON()", element)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)], ids=["1280x800", "1920x1080"])
+def test_presentation_mode_reads_from_the_back_of_the_room(server, browser, shots, size):
+    """Presentation mode at a projector's resolutions: plots fill >= 60 % of the window's height, images
+    are >= 2x their normal size, tick labels >= 18 px, the navigation is on screen, the toolbar is
+    not, and no text inside a figure overlaps other text. Screenshots: presentation-*.png."""
+    browser.set_window_size(*size)
+    try:
+        tag = f"{size[0]}x{size[1]}"
+
+        def decoded_width(present: bool) -> float:
+            browser.get(f"{server}/sliders?dataset=mnist&models=vae" + ("&present=1" if present else ""))
+            settle(browser)
+            no_exception(browser)
+            return _box(browser, image_with_caption(browser, "decode(z)"))["width"]
+
+        normal = decoded_width(False)
+        for page in ("coverage?dataset=mnist&models=vae,ldc-vae", "sampler?dataset=mnist&models=vae",
+                     "particle_flow?dataset=mnist", "sliders?dataset=mnist&models=vae", "imaginings?dataset=mnist"):
+            browser.get(f"{server}/{page}&present=1")
+            settle(browser)
+            no_exception(browser)
+            where = page.split("?")[0]
+            browser.save_screenshot(str(shots / f"presentation-{where}-{tag}.png"))
+            inner = browser.execute_script("return window.innerHeight")
+            nav = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stTopNav"]')
+            assert nav and _box(browser, nav[0])["width"] > 200, f"{where}: no navigation along the top"
+            for hidden in ("stToolbarActions", "stMainMenu"):
+                for e in browser.find_elements(By.CSS_SELECTOR, f'[data-testid="{hidden}"]'):
+                    assert not e.is_displayed(), f"{where}: {hidden} is visible"
+            assert "Deploy" not in browser.find_element(By.TAG_NAME, "header").text
+            charts = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+            maps = [c for c in charts if c.find_elements(By.CSS_SELECTOR, ".xtick")]
+            for c in maps:
+                h = _box(browser, c)["height"]
+                assert h >= 0.6 * inner, f"{where}: a plot {h:.0f} px high in a {inner}-px window"
+            sizes = browser.execute_script(
+                "return Array.from(document.querySelectorAll('.xtick text, .ytick text'))"
+                ".map(t => parseFloat(getComputedStyle(t).fontSize))")
+            assert bool(sizes) == bool(maps) and min(sizes or [18]) >= 18, f"{where}: tick labels of {sizes[:3]} px"
+            overlaps = browser.execute_script(OVERLAP_JS)
+            assert not overlaps, f"{where}: overlapping text: {overlaps[:5]}"
+            if where == "sliders":
+                shown = _box(browser, image_with_caption(browser, "decode(z)"))["width"]
+                assert shown >= 2 * normal - 1, f"decode(z) {shown:.0f} px, normally {normal:.0f} px"
+            if where == "imaginings":
+                img = image_with_caption(browser, "imaginings")
+                natural = browser.execute_script("return arguments[0].naturalWidth", img)
+                assert _box(browser, img)["width"] >= natural - 1, "the imaginings were shrunk to fit"
+    finally:
+        browser.set_window_size(1500, 1300)

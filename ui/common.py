@@ -137,9 +137,21 @@ def presenting() -> bool:
 
 
 def presentation_css() -> str:
-    """Style for presentation mode: larger type everywhere (Streamlit sizes in rem)."""
+    """Style for presentation mode: larger type everywhere (Streamlit sizes in rem), no toolbar (the
+    navigation sits along the top instead, app.py)."""
     return ("<style>html { font-size: 22px; } h1 { font-size: 2.4rem !important; } "
-            ".stPlotlyChart, .stImage { margin-bottom: 0.5rem; }</style>")
+            ".stPlotlyChart, .stImage { margin-bottom: 0.5rem; } "
+            "[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; } "
+            "[data-testid='stToolbarActions'], [data-testid='stMainMenu'], "
+            "[data-testid='stAppDeployButton'] { display: none !important; }</style>")
+
+
+PRESENT_IMAGE_SCALE = 2  # images are drawn this many times larger in presentation mode
+
+
+def shown_scale(scale: int) -> int:
+    """Pixels per image pixel for a picture on screen: ``scale``, doubled in presentation mode."""
+    return scale * PRESENT_IMAGE_SCALE if presenting() else scale
 
 
 def columns_for(n_models: int, default: int = 3) -> int:

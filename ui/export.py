@@ -14,9 +14,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from ui.common import presenting
+from ui.common import PRESENT_IMAGE_SCALE, presenting
 
-PRESENT_FONT = 18  # plotly font size in presentation mode
+PRESENT_FONT = 18  # plotly font size in presentation mode (tick labels included)
+PRESENT_HEIGHT = 680  # px, a chart's least height in presentation mode: >= 60 % of a 1080-px-high window
 
 
 def _slug(text: str) -> str:
@@ -36,7 +37,10 @@ def chart(fig: go.Figure, key: str, filename: str | None = None, container=None,
     """
     c = container if container is not None else st
     if presenting():
-        fig.update_layout(font=dict(size=PRESENT_FONT), title_font=dict(size=PRESENT_FONT + 4))
+        fig.update_layout(font=dict(size=PRESENT_FONT), title_font=dict(size=PRESENT_FONT + 4),
+                          height=max(fig.layout.height or 450, PRESENT_HEIGHT))
+        fig.update_xaxes(tickfont=dict(size=PRESENT_FONT))
+        fig.update_yaxes(tickfont=dict(size=PRESENT_FONT))
     extra = {}
     if on_select:
         extra = dict(on_select=on_select, selection_mode=("points", "box", "lasso"))
@@ -51,10 +55,19 @@ def chart(fig: go.Figure, key: str, filename: str | None = None, container=None,
 def picture(png: bytes, caption: str, key: str, filename: str | None = None, container=None) -> None:
     """``st.image`` of PNG bytes plus a "download PNG" button."""
     c = container if container is not None else st
-    c.image(png, caption=caption, output_format="PNG")
+    shown = _enlarged(png, PRESENT_IMAGE_SCALE) if presenting() else png
+    c.image(shown, caption=caption, output_format="PNG")
     c.download_button("PNG", png, file_name=f"{_slug(filename or key)}.png", mime="image/png", key=f"dl_{key}",
                       icon=":material/download:", on_click="ignore", type="tertiary",
                       help="Download this image grid as PNG")
+
+
+def _enlarged(png: bytes, scale: int) -> bytes:
+    """PNG bytes drawn ``scale`` times larger, nearest neighbour (pixels stay sharp)."""
+    img = Image.open(io.BytesIO(png))
+    buf = io.BytesIO()
+    img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, bounce: bool = True) -> bytes:

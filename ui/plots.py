@@ -161,18 +161,22 @@ def particle_flow_figure(frames_xy: np.ndarray, background_xy: np.ndarray, targe
                                                                          transition=dict(duration=0))])
              for t in range(len(frames_xy))]
     fig = go.Figure(data=data, frames=frames)
-    fig.update_layout(
-        title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
+    fig.update_layout(  # the play buttons and the step slider sit in a bottom band, below the x-axis title
+        title=dict(text=title, font=dict(size=14), y=0.99, yanchor="top", yref="container"),
+        height=height + 160, margin=dict(l=10, r=10, t=90, b=130),
         xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]], title=axis_titles[0]),
         yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]], title=axis_titles[1]),
-        legend=dict(orientation="h", x=1, y=1.0, xanchor="right", yanchor="bottom"),
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.08, xanchor="left", yanchor="top",
+        legend=dict(orientation="h", x=0, y=1.01, xanchor="left", yanchor="bottom"),  # under the title
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.16, xanchor="left", yanchor="top",
+                          direction="right", pad=dict(t=0, l=0),
                           buttons=[dict(label="▶ play", method="animate",
                                         args=[None, dict(frame=dict(duration=60, redraw=False), fromcurrent=True,
                                                          transition=dict(duration=0))]),
                                    dict(label="❚❚ pause", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        sliders=[dict(active=0, steps=steps, x=0.15, len=0.85, y=-0.02, currentvalue=dict(prefix="SVGD step "))],
+        sliders=[dict(active=0, steps=steps, x=0.32, len=0.68, y=-0.16, yanchor="top", pad=dict(t=0, b=0),
+                      font=dict(color="rgba(0,0,0,0)"),  # one tick label per step would overlap: the current one shows
+                      currentvalue=dict(prefix="SVGD step ", font=dict(color="#444")))],
     )
     return fig
 
