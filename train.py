@@ -77,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae", metavar="CHECKPOINT",
                    help="lsr-gan: the frozen base VAE (default: ar-elbo-iso-i next to the output file)")
     p.add_argument("--lambda", dest="lam", type=float,
-                   help="lsr-gan: weight λ of -log q(z|G(z)) in the generator loss (seed 004 eq. 4; default 0.01); "
+                   help="lsr-gan: weight λ of -log q(z|G(z)) in the generator loss (seed 004 eq. 4; default 5e-4, reading 7); "
                         "rae: weight of the decoder regularizer; wae-mmd: weight of the MMD penalty (default 10)")
     p.add_argument("--latent-term", choices=LATENT_TERMS,
                    help="lsr-gan: -log q(z|G(z)) with the encoder variance's gradient stopped (default "

@@ -26,7 +26,7 @@ if not gans:
             f"{dataset} --vae checkpoints/{dataset}/ar-elbo-iso-i.safetensors --lambda 1`.")
     st.stop()
 lam_of = {n: float(ok[n]["config"].get("lam") or 0.0) for n in gans}
-gans.sort(key=lambda n: (lam_of[n], n))  # λ = 0, 0.01, 1
+gans.sort(key=lambda n: (lam_of[n], n))  # the λ = 0 control first, then increasing λ
 
 
 def prior_fd(name: str) -> float:

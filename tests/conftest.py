@@ -73,6 +73,6 @@ def base_file(tmp_path):
 
 @pytest.fixture
 def gan(base_file):
-    """An untrained LSR-GAN (λ = 0.01) on :func:`base_file`."""
+    """An untrained LSR-GAN (the default λ) on :func:`base_file`."""
     torch.manual_seed(1)
     return build_model("lsr-gan", base_path=str(base_file))

@@ -24,8 +24,8 @@ def test_latent_term_of_the_generator_loss_matches_a_fixed_gaussian_encoder(gan,
     terms = gan.generator_loss(z, gan.decode(z))
     by_hand = 16 * 0.5 * (0.25 / 0.25 + math.log(0.25) + math.log(2 * math.pi))
     assert terms["latent_nll"].item() == pytest.approx(by_hand, rel=1e-6)
-    lam = gan.config.lam  # the default λ = 0.01 (reading 6)
-    assert lam == 0.01
+    lam = gan.config.lam  # the default λ = 5e-4 (reading 7)
+    assert lam == 5e-4
     assert terms["g_loss"].item() == pytest.approx(terms["g_adv"].item() + lam * by_hand, rel=1e-6)
 
 
