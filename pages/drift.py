@@ -68,13 +68,14 @@ projs = {n: projection if f"{projection}_test" in m.arrays else "pca" for n, m i
 ranges, shared = panel_ranges({n: (projs[n], m.arrays[f"{projs[n]}_test"].numpy()) for n, m in models}, share)
 if (note := axes_caption(share, shared)) is not None:
     st.caption(note)
+st.caption(f"Each map's title: the mean {'drift KL' if use_kl else '‖z′ − z‖² / spread'} of the chosen images. "
+           "Rings: z, labelled with the test-image index; diamonds: z′ (under the ring when the drift is small).")
 cols = st.columns(columns_for(len(models), min(len(models), 3)))
 marked = sticky_selection("drift", [f"drift_{name}" for name, _ in models])
 for k, (name, model) in enumerate(models):
     a, proj = model.arrays, projs[name]
     fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
-                         title=f"{name}: {'drift KL' if use_kl else '‖z′ − z‖² / spread'} of these images "
-                               f"{float(per_image_drift(name, a)[idx].mean()) if len(idx) else 0:.3g}",
+                         title=f"{name}: {float(per_image_drift(name, a)[idx].mean()) if len(idx) else 0:.3g}",
                          axis_titles=axis_titles(proj), ranges=ranges[name], height=360,
                          equal_aspect=proj == "identity", point_opacity=0.25)
     mark_selected(fig, a[f"{proj}_test"].numpy(), marked)
