@@ -323,3 +323,47 @@ def test_presentation_mode_reads_from_the_back_of_the_room(server, browser, shot
                 assert _box(browser, img)["width"] >= natural - 1, "the imaginings were shrunk to fit"
     finally:
         browser.set_window_size(1500, 1300)
+
+
+def test_coverage_names_its_codes_and_a_legend_click_hides_a_class(server, browser):
+    """Coverage draws one z ~ q(z|x) per test image by default and says so; covered points are
+    filled, the rest open; clicking a class in the legend hides that class's points."""
+    browser.get(f"{server}/coverage?dataset=fashion-mnist&models=vae")
+    settle(browser)
+    no_exception(browser)
+    main = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    assert "against one draw z ~ q(z|x) per test image" in main and "active units" in main
+    plot = browser.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')
+    assert plot.find_element(By.CSS_SELECTOR, ".legendtitletext").text.startswith("z ~ q(z|x)")
+    symbols = browser.execute_script(
+        "return Array.from(arguments[0].querySelectorAll('.scatterlayer path.point'))"
+        ".map(p => { const c = getComputedStyle(p); "
+        "return !['none', 'transparent', 'rgba(0, 0, 0, 0)'].includes(c.fill) && c.fillOpacity !== '0'; })", plot)
+    assert True in symbols and False in symbols, "no filled/open split between covered and uncovered points"
+    entries = plot.find_elements(By.CSS_SELECTOR, ".legend .traces")
+    names = [e.text for e in entries]
+    assert "Trouser" in names and "Ankle boot" in names  # the dataset's class names
+    before = browser.execute_script("return arguments[0].data.filter(t => t.visible !== 'legendonly').length", plot)
+    entries[names.index("Trouser")].find_element(By.CSS_SELECTOR, ".legendtoggle").click()
+    time.sleep(1)
+    after = browser.execute_script("return arguments[0].data.filter(t => t.visible !== 'legendonly').length", plot)
+    assert after == before - 1, (before, after)
+
+
+def test_drift_arrows_are_labelled_with_test_image_indices(server, browser):
+    browser.get(f"{server}/drift?dataset=mnist&models=vae&images=3,17,250")
+    settle(browser)
+    no_exception(browser)
+    maps = [p for p in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')
+            if any(t.text.startswith("PCA") for t in p.find_elements(By.CSS_SELECTOR, ".xtitle"))]
+    assert len(maps) == 1
+    labels = sorted(t.text for t in maps[0].find_elements(By.CSS_SELECTOR, ".scatterlayer .textpoint text"))
+    assert labels == ["17", "250", "3"]
+    shafts = [float(a.value_of_css_property("stroke-width").rstrip("px"))
+              for a in maps[0].find_elements(By.CSS_SELECTOR, ".annotation-arrow-g path")]
+    bold = [w for w in shafts if w > 0]  # shafts; the heads are filled paths of width 0
+    assert bold and min(bold) >= 2, shafts  # an arrow shorter than its few-pixel stand-off is not drawn:
+    assert browser.execute_script(  # ... so every z′ is a diamond of its own, drawn on top
+        "return Array.from(arguments[0].querySelectorAll('.scatterlayer .trace')).filter(t => "
+        "t.__data__ && t.__data__[0] && t.__data__[0].trace && t.__data__[0].trace.name.startsWith('z′'))"
+        ".map(t => t.querySelectorAll('path.point').length)", maps[0]) == [3]
