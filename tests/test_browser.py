@@ -367,3 +367,22 @@ def test_drift_arrows_are_labelled_with_test_image_indices(server, browser):
         "return Array.from(arguments[0].querySelectorAll('.scatterlayer .trace')).filter(t => "
         "t.__data__ && t.__data__[0] && t.__data__[0].trace && t.__data__[0].trace.name.startsWith('z′'))"
         ".map(t => t.querySelectorAll('path.point').length)", maps[0]) == [3]
+
+
+def test_each_map_keeps_its_own_axes_and_imaginings_list_lambda_in_order(server, browser):
+    """LDC-VAE's codes span ±40 and the VAE's ±3: each map keeps its own range (they used to share one,
+    shrinking the VAE to a dot). Imaginings offers λ = 0, then increasing λ."""
+    browser.get(f"{server}/coverage?dataset=mnist&models=vae,ldc-vae")
+    settle(browser)
+    no_exception(browser)
+    spans = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot'))"
+        ".map(p => p._fullLayout.xaxis.range[1] - p._fullLayout.xaxis.range[0])")
+    assert len(spans) == 2 and max(spans) > 5 * min(spans), spans
+    browser.get(f"{server}/imaginings?dataset=mnist")
+    settle(browser)
+    no_exception(browser)
+    radio = [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label')
+             if e.text.startswith("λ = ")]
+    lams = [float(t.split(" ")[2]) for t in radio]
+    assert len(lams) == 3 and lams == sorted(lams) and lams[0] == 0, radio
