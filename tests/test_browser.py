@@ -386,3 +386,23 @@ def test_each_map_keeps_its_own_axes_and_imaginings_list_lambda_in_order(server,
              if e.text.startswith("λ = ")]
     lams = [float(t.split(" ")[2]) for t in radio]
     assert len(lams) == 3 and lams == sorted(lams) and lams[0] == 0, radio
+
+
+def test_particle_flow_runs_only_when_asked(server, browser):
+    """Moving a setting does not rerun SVGD; "Run SVGD" does (the figure's frame count follows the steps)."""
+    browser.get(f"{server}/particle_flow?dataset=mnist")
+    settle(browser, timeout=180)
+    no_exception(browser)
+    frames = lambda: browser.execute_script(  # noqa: E731
+        "const p = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');"
+        "return p && p._transitionData ? p._transitionData._frames.length : -1")
+    assert frames() == 101  # the default view: 100 steps
+    steps = [e for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSlider"]') if "Steps" in e.text][0]
+    thumb = steps.find_element(By.CSS_SELECTOR, 'input[type="range"]').find_element(By.XPATH, "../..")
+    ActionChains(browser).click_and_hold(thumb).move_by_offset(-25, 0).move_by_offset(-25, 0).release().perform()
+    time.sleep(2)
+    assert frames() == 101, "a moved setting reran SVGD without the button"
+    [b for b in browser.find_elements(By.CSS_SELECTOR, "button") if "Run SVGD" in b.text][0].click()
+    settle(browser, timeout=180)
+    no_exception(browser)
+    assert frames() in (26, 51), frames()  # the steps chosen: 25 or 50
