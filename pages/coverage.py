@@ -20,8 +20,8 @@ st.caption("2,000 test images' codes (coloured by class) and 2,000 codes from th
            "test image, a sample of the aggregate posterior q(z) that the prior should match; the encoder means "
            "are an option (they sit near 0 on inactive units, where q(z|x) is near N(0, 1)). Filled points are "
            "covered by the sampler (a sampler code inside their 5-NN ball), open ones are not. Each map has its "
-           "own axes (PCA maps can share them). Click, box- or lasso-select points in any map: those test images are ringed "
-           "in every map and shown below with their reconstructions.")
+           "own axes (PCA maps can share them). Click, box- or lasso-select points in any map: those test images "
+           "are ringed in every map and shown below with their reconstructions.")
 
 names = pick_models(dataset, key="coverage_models")
 c1, c2, c3 = st.columns([2, 3, 1])
@@ -66,7 +66,8 @@ for row in range(0, len(panels), per_row):
         au = model.meta.get("metrics", {}).get("active_units")
         fig = latent_scatter(ref, a["test_labels"].numpy(), class_names(dataset), xy, sampler=samp,
                              title=f"{name} (d = {model.latent_dim})", axis_titles=axis_titles(proj),
-                             ranges=ranges[name], equal_aspect=proj == "identity", points_name="z ~ q(z|x)" if reference == "draw" else "encoder means",
+                             ranges=ranges[name], equal_aspect=proj == "identity",
+                             points_name="z ~ q(z|x)" if reference == "draw" else "encoder means",
                              covered=covered_points(dataset, name, samp, reference))
         mark_selected(fig, ref, marked)
         with col:

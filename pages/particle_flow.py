@@ -6,7 +6,7 @@ import torch
 from explorer.models.ldc_vae import particle_flow
 from explorer.projection import to_plane
 from ui import state
-from ui.catalog import checkpoints, default_flow, get_model, model_version, safe_dataset_images
+from ui.catalog import DEFAULT_FLOW, checkpoints, default_flow, get_model, model_version, safe_dataset_images
 from ui.common import axis_titles, current_dataset, ensure_navigation, shown_scale, to_grid, to_image, to_png
 from ui.export import chart, picture
 from ui.plots import particle_flow_figure
@@ -22,7 +22,7 @@ flows = sorted(n for n, h in ok.items() if h["family"] == "ldc-vae")
 if not flows:
     st.info(f"No LDC-VAE checkpoint for {dataset}. Train one with `python train.py --model ldc-vae --dataset {dataset}`.")
     st.stop()
-DEFAULT = dict(n_particles=64, steps=100, step_size=0.05)  # the view computed ahead, when the app starts
+DEFAULT = DEFAULT_FLOW  # the view computed ahead, when the app starts
 state.restore(f"flow_model_{dataset}", "models", lambda r: state.csv(r)[0], allowed=flows)
 state.restore("flow_index", "index", int, allowed=range(2000), describe="0..1999")
 with st.form("flow_settings", border=False):

@@ -275,15 +275,23 @@ def _mode_numbers(dataset: str, name: str, sampler: str, version: tuple) -> dict
                          nn_n=NN_ON_DEMAND).get(sampler)
 
 
+DEFAULT_FLOW = dict(n_particles=64, steps=100, step_size=0.05)  # Particle flow's default view (test image 0)
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 def default_flow(dataset: str, name: str, version: tuple) -> Future:
-    """The Particle flow page's default view for an LDC-VAE checkpoint (test image 0, 64 particles,
-    100 SVGD steps of size 0.05, seed 0), started in a background thread the first time it is asked
-    for: app.py asks for every LDC-VAE checkpoint when a session starts, so the page finds it done.
-    Returns a future of the ``(101, 64, d)`` trajectory."""
+    """The Particle flow page's default view for an LDC-VAE checkpoint (test image 0,
+    :data:`DEFAULT_FLOW`, seed 0), started in a background thread the first time it is asked for:
+    app.py asks for every LDC-VAE checkpoint when a session starts, so the page finds it done.
+    Returns a future of the ``(steps + 1, n_particles, d)`` trajectory."""
     model = _model(dataset, name)
-    x, _ = load_dataset(dataset, "test", limit=1)
-    return _FLOW_POOL.submit(lambda: particle_flow(model, x[0], 64, 100, 0.05, seed=0).numpy())
+
+    def run() -> np.ndarray:  # the test image is read in the worker too, off the app's start-up
+        x, _ = load_dataset(dataset, "test", limit=1)
+        return particle_flow(model, x[0], DEFAULT_FLOW["n_particles"], DEFAULT_FLOW["steps"],
+                             DEFAULT_FLOW["step_size"], seed=0).numpy()
+
+    return _FLOW_POOL.submit(run)
 
 
 def warm_default_flows(dataset: str) -> None:
