@@ -29,8 +29,8 @@ from explorer.classifier import Classifier, ClassifierConfig, save_classifier
 from explorer.compute import resolve_device
 from explorer.data import DATASETS, dataset_info, load_dataset
 from explorer.evaluate import app_arrays, epoch_monitor, evaluate, fit_gmm
-from explorer.io import versions
-from explorer.layout import classifier_path, model_path, resume_path
+from explorer.io import check_writable_folder, versions
+from explorer.layout import classifier_path, model_path, name_problem, resume_path, sidecar_path
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
 from explorer.models.ar_elbo import DIAG_D_VARIANCES
@@ -38,7 +38,7 @@ from explorer.models.ldc_vae import KDE_BANDWIDTHS, SAMPLER_TARGETS
 from explorer.models.lsr_gan import LATENT_TERMS
 from explorer.nets import PROFILES
 from explorer.trainers import trainer_for
-from explorer.training import TrainConfig, TrainingDiverged
+from explorer.training import TrainConfig, TrainingDiverged, remove_stale_temp_files
 
 # CLI option -> model config field; only options the user gave are passed on.
 CONFIG_OPTIONS = {"variance": "variance", "beta": "beta", "alpha": "alpha", "latent_dim": "latent_dim",
@@ -140,6 +140,8 @@ def run_classifier(args: argparse.Namespace) -> dict:
     resume = resume_path(out)
     if not args.resume:
         resume.unlink(missing_ok=True)
+    for tmp in remove_stale_temp_files(out, resume):
+        print(f"[classifier] removed {tmp}, left by an interrupted write")
     device = resolve_device(args.device)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
                        limit=args.limit)
@@ -185,6 +187,8 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
         return None
     if not args.resume:
         resume.unlink(missing_ok=True)
+    for tmp in remove_stale_temp_files(out, resume, sidecar_path(out)):
+        print(f"[{name}] removed {tmp}, left by an interrupted write")
     device = resolve_device(args.device)
     trainer = trainer_for(cls)
     torch.manual_seed(args.seed)
@@ -215,6 +219,27 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     return metrics
 
 
+RUN_BYTES = 64 * 2**20  # free space a run needs in --out: checkpoint (~3 MB), resume file, temp copies, sidecar
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """Why these arguments cannot run, in one line, or None: a model name that is not a safe slug
+    (explorer.layout.NAME_PATTERN), numbers out of range (TrainConfig's checks: epochs, batch size,
+    learning rate, tolerance, seed in [0, 2**32), limit), a latent size outside 1..1024, or an
+    --out folder that cannot be written or lacks space."""
+    if args.name is not None and (problem := name_problem(args.name)):
+        return f"--name: {problem}"
+    try:
+        TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
+                    limit=args.limit, max_epochs=args.max_epochs, tol=args.tol)
+        if args.latent_dim is not None and not 1 <= args.latent_dim <= 1024:
+            raise ValueError(f"latent_dim must be in 1..1024, got {args.latent_dim}")
+        check_writable_folder(Path(args.out) / args.dataset, RUN_BYTES)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _accepted(family: str, options: dict) -> dict:
     names = {f.name for f in dataclasses.fields(model_class(family).config_class)}
     return {k: v for k, v in options.items() if k in names}
@@ -232,6 +257,9 @@ def main(argv=None) -> int:
         jobs = [(args.model, given, None)]
     if args.all and args.name:
         print("error: --name cannot be used with --all", file=sys.stderr)
+        return 2
+    if problem := check_args(args):  # everything that can be checked is checked before any work
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.model in OTHER_MODELS:
         try:

@@ -25,6 +25,7 @@ shipped files need not be rewritten.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +33,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as st_save
 
-from .io import CheckpointError, atomic_write_bytes, json_field, read_safetensors
+from .io import CheckpointError, atomic_write_bytes, json_field, nonfinite, read_safetensors
 from .layout import EXT, is_sidecar, list_models, model_path, model_path_of
-from .models import LatentModel, model_class
+from .models import MODELS, LatentModel, model_class
 from .models import build_model as _build_model
 from .samplers.sidecar import FORMAT as SIDECAR_FORMAT, attach_sidecar
+from .schema import header_problem
 
 FORMAT = "latent-explorer/1"
+MAX_BASE_CHAIN = 4  # a model built on another checkpoint (LSR-GAN on its VAE): at most this many files deep
+_LOADING: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("_LOADING", default=())
+PROJECTIONS = ("pca", "umap", "identity")
 
 __all__ = ["FORMAT", "EXT", "Checkpoint", "CheckpointError", "build_model", "list_models", "load", "load_checkpoint",
            "model_path", "read_metadata", "save"]
@@ -118,8 +123,43 @@ def read_metadata(path: str | Path) -> dict:
               "meta": json_field(md, "meta", path, default="{}"), "keys": keys}
     if not isinstance(header["family"], str):
         raise CheckpointError(f"{path}: damaged metadata (no model family)")
+    if problem := header_problem(header, tuple(MODELS)):
+        raise CheckpointError(f"{path}: unusable header: {problem}")
     _upgrade_names(header["meta"])
     return header
+
+
+def array_problems(arrays: dict[str, torch.Tensor], latent_dim: int) -> list[str]:
+    """What is wrong with a checkpoint's app arrays (``arrays.<key>``), one phrase each, or ``[]``.
+
+    Expected: codes ``(N, d)`` (``test_mu``, ``drift_mu``, one per sampler); projections
+    ``<method>_<what>`` ``(N, 2)``, except ``pca_components (2, d)`` and ``pca_mean (d,)``;
+    ``test_labels`` ``(N,)`` integers as long as ``test_mu``; per-image numbers ``(N,)``; every
+    floating-point array finite.
+    """
+    out = [f"{k} holds NaN or infinite values" for k in nonfinite(arrays)]
+    for k, t in arrays.items():
+        head = k.split("_", 1)[0]
+        if k == "pca_components":
+            want = (2, latent_dim)
+        elif k == "pca_mean":
+            want = (latent_dim,)
+        elif head in PROJECTIONS:
+            want = (None, 2)
+        elif k in ("test_labels", "drift_kl", "drift_sq") or k.endswith("_nn"):
+            want = (None,)
+        else:
+            want = (None, latent_dim)
+        if len(t.shape) != len(want) or any(w is not None and w != n for w, n in zip(want, t.shape)):
+            out.append(f"{k} has shape {tuple(t.shape)}, expected ({', '.join('N' if w is None else str(w) for w in want)}"
+                       f"{',' if len(want) == 1 else ''})")
+    if "test_labels" in arrays:
+        labels = arrays["test_labels"]
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            out.append(f"test_labels are {labels.dtype}, expected integers")
+        elif "test_mu" in arrays and labels.shape[:1] != arrays["test_mu"].shape[:1]:
+            out.append(f"test_labels has {labels.shape[0]} entries for {arrays['test_mu'].shape[0]} test codes")
+    return out
 
 
 def build_model(family: str, path: str | Path | None = None, **config) -> LatentModel:
@@ -142,10 +182,27 @@ def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
     a stale or unreadable sidecar only warns).
 
     Raises:
-        CheckpointError: missing, corrupt, truncated or foreign file; a sidecar path; unknown
-            family; a config or state dict that does not match the family (e.g. a wrong latent size).
+        CheckpointError: missing, corrupt, truncated or foreign file; a sidecar path; a header
+            outside :data:`explorer.schema.HEADER_SCHEMA` (unknown family, wrong types, a latent
+            size over 1024, deep nesting); NaN or infinite weights; app arrays of the wrong shape
+            or not finite (:func:`array_problems`); a config or state dict that does not match the
+            family (e.g. a wrong latent size); a chain of base models that loops or is longer
+            than :data:`MAX_BASE_CHAIN`.
     """
     path = Path(path)
+    chain = _LOADING.get()
+    key = str(path.resolve())
+    if key in chain or len(chain) >= MAX_BASE_CHAIN:
+        raise CheckpointError(f"{path}: the chain of base models {' -> '.join(Path(p).name for p in (*chain, key))} "
+                              f"{'loops back on itself' if key in chain else f'is over {MAX_BASE_CHAIN} files long'}")
+    token = _LOADING.set((*chain, key))
+    try:
+        return _load_checkpoint(path, expost)
+    finally:
+        _LOADING.reset(token)
+
+
+def _load_checkpoint(path: Path, expost: bool) -> Checkpoint:
     header = read_metadata(path)
     try:
         cls = model_class(header["family"])
@@ -160,6 +217,11 @@ def load_checkpoint(path: str | Path, expost: bool = True) -> Checkpoint:
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the {header['family']} config "
                               f"{header['config']}: {str(e).splitlines()[0]} ...") from e
+    bad_weights = [k for k in nonfinite(state) if k not in cls.unset_buffers]
+    if problems := [f"weights {k} hold NaN or infinite values" for k in bad_weights] + \
+            array_problems(arrays, model.latent_dim):
+        raise CheckpointError(f"{path}: unusable contents: " + "; ".join(problems[:4]) +
+                              (f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""))
     model.eval()
     _upgrade_names(header["meta"], arrays)
     if expost:

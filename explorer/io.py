@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -41,6 +42,36 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors in ``tensors`` holding NaN or an infinity."""
+    return [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def check_writable_folder(folder: str | Path, need_bytes: int, what: str = "--out") -> None:
+    """Check, before any long work, that files can be written into ``folder`` (created if
+    missing) and that it has ``need_bytes`` free.
+
+    Raises:
+        ValueError: one line naming ``what`` and the folder: a file where a folder should be, a
+            folder that cannot be created or written (read-only, permissions), or too little space.
+    """
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{what} {folder}: {p} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"{what} {folder}: cannot write there ({e.strerror or e})") from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise ValueError(f"{what} {folder}: {free / 2**20:.0f} MB free; this run needs about "
+                         f"{need_bytes / 2**20:.0f} MB (checkpoint, resume file and their temp copies)")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -94,12 +125,15 @@ def json_field(md: dict[str, str], key: str, path: str | Path, default: str | No
     """``json.loads(md[key])`` (``default`` when the key is absent and a default is given).
 
     Raises:
-        error: the key is missing (and no default) or its value is not JSON; names the file.
+        error: the key is missing (and no default), its value is not JSON, or it is nested too
+            deeply for Python's parser (RecursionError); names the file.
     """
     try:
         return json.loads(md[key] if default is None else md.get(key, default))
-    except (KeyError, json.JSONDecodeError) as e:
-        raise error(f"{path}: damaged metadata ({e})") from e
+    except (KeyError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise error(f"{path}: damaged metadata ({str(e)[:200]})") from e
+    except RecursionError:
+        raise error(f"{path}: damaged metadata ({key} is JSON nested too deeply to read)") from None
 
 
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:

@@ -11,12 +11,14 @@
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 EXT = ".safetensors"
 SIDECAR_SUFFIX = ".expost.safetensors"
 RESUME_SUFFIX = ".resume.pt"
 DEFAULT_ROOT = Path("checkpoints")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a model name: a safe slug, as train.py --name
 
 
 def is_sidecar(path: str | Path) -> bool:
@@ -46,6 +48,49 @@ def list_models(root: str | Path, dataset: str) -> dict[str, Path]:
     (sidecars and the ``backbones/`` folder excluded); ``{}`` when the folder does not exist."""
     folder = Path(root) / dataset
     return {model_name(p): p for p in sorted(folder.glob(f"*{EXT}")) if not is_sidecar(p) and p.is_file()}
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a model (it must match :data:`NAME_PATTERN` and not end in
+    ``.expost``), or None."""
+    if not NAME_PATTERN.fullmatch(name):
+        return (f"model name {name[:80]!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', starting "
+                f"with a letter or digit")
+    if name.endswith(".expost"):
+        return f"model name {name!r} is not allowed: names ending in .expost are ex-post sidecars"
+    return None
+
+
+def scan_models(root: str | Path, dataset: str) -> tuple[dict[str, Path], dict[str, str]]:
+    """Every ``*.safetensors`` entry of ``<root>/<dataset>/`` except sidecars, split into
+    ``({name: path}, {name: why it is unusable})``, sorted by name.
+
+    Unusable: a name outside :data:`NAME_PATTERN`; a dangling symlink or a symlink loop; a link
+    that resolves outside ``root``; anything but a regular file. Nothing is opened."""
+    folder = Path(root) / dataset
+    ok, broken = {}, {}
+    if not folder.is_dir():
+        return ok, broken
+    top = Path(root).resolve()
+    for p in sorted(folder.glob(f"*{EXT}")):
+        if is_sidecar(p):
+            continue
+        name = model_name(p)
+        if problem := name_problem(name):
+            broken[name] = problem
+            continue
+        try:
+            real = p.resolve(strict=True)
+        except (OSError, RuntimeError) as e:  # dangling link; RuntimeError: a symlink loop
+            broken[name] = f"{p.name} is a broken link ({getattr(e, 'strerror', None) or e})"
+            continue
+        if not real.is_relative_to(top):
+            broken[name] = f"{p.name} links outside the checkpoint folder; only files inside it are read"
+        elif not real.is_file():
+            broken[name] = f"{p.name} is not a regular file"
+        else:
+            ok[name] = p
+    return ok, broken
 
 
 def sidecar_path(checkpoint: str | Path) -> Path:

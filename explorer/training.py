@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .io import atomic_write_bytes
+from .io import CheckpointError, atomic_write_bytes
 
 
 class TrainingDiverged(RuntimeError):
@@ -74,6 +74,10 @@ class TrainConfig:
             raise ValueError(f"max_epochs must be >= epochs ({self.epochs}), got {self.max_epochs}")
         if not 0 <= self.tol < 1:
             raise ValueError(f"tol must be in [0, 1), got {self.tol}")
+        if not 0 <= self.seed < 2**32:  # numpy's and scikit-learn's seeds must fit in 32 bits
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +119,52 @@ def stop_reason(history: Sequence[dict], cfg: TrainConfig) -> str | None:
 
 def _as_tuple(optimizers) -> tuple:
     return tuple(optimizers) if isinstance(optimizers, (tuple, list)) else (optimizers,)
+
+
+def read_resume(path: Path, model, optimizers, cfg: TrainConfig, device: torch.device | str = "cpu") -> list[dict]:
+    """Load an interrupted run's state from its resume file into ``model`` and ``optimizers``;
+    returns its history (one entry per finished epoch).
+
+    Raises:
+        CheckpointError: one line naming the file and what to do: unreadable (zero bytes,
+            truncated, not a resume file), saved by a run of another config (e.g. another latent
+            size), an epoch count that disagrees with its history, or past this run's epoch limit.
+    """
+    fix = f"delete {path} to start over, or run without --resume"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises EOFError, RuntimeError, UnpicklingError, ... here
+        raise CheckpointError(f"{path}: unreadable resume file ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'empty'}); "
+                              f"{fix}") from None
+    if not (isinstance(state, dict) and {"model", "optimizers", "epoch", "history"} <= state.keys()
+            and isinstance(state["history"], list) and isinstance(state["epoch"], int)):
+        raise CheckpointError(f"{path}: not a resume file of this project (keys model, optimizers, epoch, history "
+                              f"expected); {fix}")
+    try:
+        model.load_state_dict(state["model"])
+        for opt, sd in zip(_as_tuple(optimizers), state["optimizers"], strict=True):
+            opt.load_state_dict(sd)
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: saved by a run with another config ({str(e).splitlines()[0][:160]}); "
+                              f"{fix}") from None
+    history, epoch, limit = list(state["history"]), state["epoch"], cfg.max_epochs or cfg.epochs
+    if epoch != len(history):
+        raise CheckpointError(f"{path}: says epoch {epoch} but holds {len(history)} epochs of history; {fix}")
+    if epoch > limit:
+        raise CheckpointError(f"{path}: the run is after epoch {epoch}, past this run's limit of {limit} epochs "
+                              f"(--epochs, --max-epochs); raise the limit, or {fix}")
+    return history
+
+
+def remove_stale_temp_files(*paths: Path) -> list[Path]:
+    """Delete the temp files an interrupted atomic write of any of ``paths`` left behind
+    (``.<name>.*.tmp`` beside each, :func:`explorer.io.atomic_write_bytes`); returns them."""
+    gone = []
+    for p in map(Path, paths):
+        for tmp in p.parent.glob(f".{p.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
 
 
 def _save_resume(path: Path, model, optimizers, epoch: int, history: list[dict]) -> None:
@@ -178,6 +228,7 @@ def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, 
     Raises:
         TrainingDiverged: a non-finite loss; the message names epoch and step, and the resume
             file still holds the last good epoch.
+        CheckpointError: an unusable resume file (:func:`read_resume`).
     """
     device = torch.device(device)
     # Collapsed posteriors drive activations into subnormal floats, which are 10x slower on
@@ -188,12 +239,8 @@ def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, 
     history: list[dict] = []
     resume_path = Path(resume_path) if resume_path else None
     if resume_path and resume_path.is_file():
-        state = torch.load(resume_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        for opt, sd in zip(_as_tuple(optimizers), state["optimizers"], strict=True):
-            opt.load_state_dict(sd)
-        history = list(state["history"])
-        log(f"resumed from {resume_path} after epoch {int(state['epoch'])}")
+        history = read_resume(resume_path, model, optimizers, cfg, device)
+        log(f"resumed from {resume_path} after epoch {len(history)}")
     data = tuple(t.to(device) for t in (data if isinstance(data, tuple) else (data,)))
     n = len(data[0])
     steps = math.ceil(n / cfg.batch_size)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_BYTES = 10 * 1024 * 1024  # 10 MiB
 MAX_SIDE = 4096  # pixels
+MAX_DECODED = 40 * 2**20  # bytes of the decoded image (Pillow keeps 1 byte a pixel for L, P; 2 for I;16; 4 for
+#   RGB, RGBA and the rest); decoding peaks near twice this, so an upload costs under 100 MB
+WORK_SIDE = 512  # decoded images are reduced to at most this many pixels a side before any float array is made
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "I;16", "F")
 
 
@@ -24,10 +28,21 @@ class UploadError(ValueError):
     """An uploaded file cannot be used; the message says why and what is allowed."""
 
 
-def _to_unit(img: Image.Image, steps: list[str]) -> np.ndarray:
-    """Pillow image -> float array (H, W, 3) in [0, 1], alpha composited on white."""
+def _bytes_per_pixel(mode: str) -> int:
+    """Bytes a pixel takes in a decoded Pillow image of ``mode``."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+
+
+def _to_unit(img: Image.Image, steps: list[str], name: str = "upload") -> np.ndarray:
+    """Pillow image -> float array (H, W, 3) in [0, 1], alpha composited on white.
+
+    Raises:
+        UploadError: a floating-point image with NaN or infinite values."""
     if img.mode in ("I", "I;16", "F"):
         a = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise UploadError(f"{name}: {int((~np.isfinite(a)).sum())} pixels are NaN or infinite; upload an image "
+                              f"with finite values")
         lo, hi = float(a.min()), float(a.max())
         steps.append(f"rescaled {img.mode} values {lo:g}..{hi:g} to 0..1")
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
@@ -56,8 +71,13 @@ def image_from_bytes(data: bytes, image_shape: tuple[int, int, int], content_siz
     Returns:
         ``(x, steps)``: x ``(1, C, H, W)`` float32 in [0, 1]; steps, the conversion in words.
     Raises:
-        UploadError: empty or over ``MAX_BYTES``; not an image Pillow can read; more than
-            ``MAX_SIDE`` pixels on a side; a mode outside ``MODES``; an animated image.
+        UploadError: empty or over ``MAX_BYTES``; not an image Pillow can decode (truncated, a
+            decompression bomb in pixels or in text chunks, any decoder error, named); more than
+            ``MAX_SIDE`` pixels on a side or ``MAX_DECODED`` bytes decoded; a mode outside ``MODES``; an animated image; NaN or
+            infinite pixels; every pixel the same brightness (all white, all black, 1 x 1).
+
+    Memory: the decoded image is reduced to ``WORK_SIDE`` pixels a side (JPEG at decode time with
+    ``Image.draft``) before any float array is made; ``bench/upload_memory.py`` measures the peak.
     """
     c, h, w = image_shape
     if not data:
@@ -65,27 +85,59 @@ def image_from_bytes(data: bytes, image_shape: tuple[int, int, int], content_siz
     if len(data) > MAX_BYTES:
         raise UploadError(f"{name}: {len(data) / 2**20:.1f} MiB is too large; the limit is {MAX_BYTES // 2**20} MiB")
     try:
-        img = Image.open(io.BytesIO(data))
-        img.verify()  # checks the file; the image must be reopened after
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # Pillow only warns between its pixel limit and twice that
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.verify()  # checks the file; the image must be reopened after
+            img = Image.open(io.BytesIO(data))
+            size = img.size
+            if max(size) > MAX_SIDE:
+                raise UploadError(f"{name}: {size[0]} x {size[1]} pixels is too large; the limit is "
+                                  f"{MAX_SIDE} pixels on a side")
+            if getattr(img, "n_frames", 1) > 1:
+                raise UploadError(f"{name}: an animated image ({img.n_frames} frames); upload a still PNG or JPEG")
+            if img.mode not in MODES:
+                raise UploadError(f"{name}: image mode {img.mode!r} is not supported; allowed modes: "
+                                  f"{', '.join(MODES)}")
+            fmt, mode = img.format, img.mode
+            img.draft(None, (WORK_SIDE, WORK_SIDE))  # JPEG: decode at 1/2 to 1/8 scale, never below WORK_SIDE
+            decoded = img.size[0] * img.size[1] * _bytes_per_pixel(img.mode)
+            if decoded > MAX_DECODED:
+                raise UploadError(f"{name}: {size[0]} x {size[1]} pixels in mode {mode} decode to "
+                                  f"{decoded / 2**20:.0f} MB; the limit is {MAX_DECODED // 2**20} MB (about "
+                                  f"{int((MAX_DECODED / 4) ** 0.5)} x {int((MAX_DECODED / 4) ** 0.5)} in colour, "
+                                  f"{MAX_SIDE} x {MAX_SIDE} in grayscale, any size as JPEG)")
+            img.load()
+            orientation = img.getexif().get(0x0112, 1)  # phone photos: the camera's orientation tag
+            img = ImageOps.exif_transpose(img)
+            if max(img.size) > WORK_SIDE:  # bounded memory: every later step works on a small image
+                k = -(-max(img.size) // WORK_SIDE)  # box average over k x k blocks, without a full-size copy
+                img = img.reduce(k) if img.mode not in ("1", "P", "I;16") else \
+                    img.resize((max(1, img.size[0] // k), max(1, img.size[1] // k)), Image.Resampling.NEAREST)
+    except UploadError:
+        raise
     except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
         raise UploadError(f"{name}: not an image file Pillow can read (PNG or JPEG expected)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        detail = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", name, str(e))
-        raise UploadError(f"{name}: not an image file Pillow can read (PNG or JPEG expected): {detail}") from None
-    if max(img.size) > MAX_SIDE:
-        raise UploadError(f"{name}: {img.size[0]} x {img.size[1]} pixels is too large; the limit is "
-                          f"{MAX_SIDE} pixels on a side")
-    if getattr(img, "n_frames", 1) > 1:
-        raise UploadError(f"{name}: an animated image ({img.n_frames} frames); upload a still PNG or JPEG")
-    if img.mode not in MODES:
-        raise UploadError(f"{name}: image mode {img.mode!r} is not supported; allowed modes: {', '.join(MODES)}")
-    steps = [f"read a {img.size[0]} x {img.size[1]} {img.format or 'image'} in mode {img.mode}"]
-    rgb = _to_unit(img, steps)  # (H0, W0, 3)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UploadError(f"{name}: claims more pixels than any upload may have ({e}); the limit is {MAX_SIDE} "
+                          f"pixels on a side") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many types (OSError, SyntaxError, EOFError, ...)
+        detail = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", name, str(e))[:200]
+        raise UploadError(f"{name}: cannot be decoded as an image ({type(e).__name__}: {detail}); upload a PNG or "
+                          f"JPEG") from None
+    steps = [f"read a {size[0]} x {size[1]} {fmt or 'image'} in mode {mode}"]
+    if orientation not in (1, None):
+        steps.append(f"turned upright by its EXIF orientation tag ({orientation})")
+    if max(img.size) < max(size):
+        steps.append(f"reduced to {img.size[0]} x {img.size[1]} (at most {WORK_SIDE} pixels a side)")
+    rgb = _to_unit(img, steps, name)  # (H0, W0, 3)
     a = rgb @ np.array([0.299, 0.587, 0.114]) if c == 1 else rgb
     if c == 1:
         steps.append("converted to grayscale (ITU-R 601 luma)")
     lum = a if a.ndim == 2 else a.mean(2)
+    if float(lum.max() - lum.min()) < 1 / 255:
+        raise UploadError(f"{name}: every pixel has the same brightness ({float(lum.mean()):.2f} of 1); nothing to "
+                          f"encode: upload a figure on a plain background")
     border = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]]).mean()
     if dark_background and border > 0.5:
         a = 1.0 - a

@@ -10,7 +10,7 @@ from ui.common import (PROJECTIONS, SAMPLER_LABELS, axes_caption, axis_titles, c
     coverage_markdown, current_dataset, ensure_navigation, pick_models, share_axes_toggle)
 from ui.export import chart
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import latent_scatter, mark_selected, panel_ranges
+from ui.plots import is_latent_plane, latent_scatter, mark_selected, panel_ranges
 
 ensure_navigation()
 dataset = current_dataset()
@@ -66,7 +66,7 @@ for row in range(0, len(panels), per_row):
         au = model.meta.get("metrics", {}).get("active_units")
         fig = latent_scatter(ref, a["test_labels"].numpy(), class_names(dataset), xy, sampler=samp,
                              title=f"{name} (d = {model.latent_dim})", axis_titles=axis_titles(proj),
-                             ranges=ranges[name], equal_aspect=proj == "identity",
+                             ranges=ranges[name], equal_aspect=is_latent_plane(proj, model.latent_dim),
                              points_name="z ~ q(z|x)" if reference == "draw" else "encoder means",
                              covered=covered_points(dataset, name, samp, reference))
         mark_selected(fig, ref, marked)

@@ -10,7 +10,7 @@ from ui.common import (PROJECTIONS, axes_caption, axis_titles, class_names, colu
     ensure_navigation, pick_models, share_axes_toggle, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import drift_arrows, latent_scatter, mark_selected, panel_ranges
+from ui.plots import drift_arrows, is_latent_plane, latent_scatter, mark_selected, panel_ranges
 
 ensure_navigation()
 dataset = current_dataset()
@@ -77,7 +77,7 @@ for k, (name, model) in enumerate(models):
     fig = latent_scatter(a[f"{proj}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                          title=f"{name}: {float(per_image_drift(name, a)[idx].mean()) if len(idx) else 0:.3g}",
                          axis_titles=axis_titles(proj), ranges=ranges[name], height=360,
-                         equal_aspect=proj == "identity", point_opacity=0.25)
+                         equal_aspect=is_latent_plane(proj, model.latent_dim), point_opacity=0.25)
     mark_selected(fig, a[f"{proj}_test"].numpy(), marked)
     if len(idx):
         drift_arrows(fig, a[f"{proj}_test"].numpy()[idx], a[f"{proj}_drift"].numpy()[idx], labels=idx)

@@ -51,14 +51,15 @@ def metrics_table(ok: dict) -> pd.DataFrame:
 for dataset in APP_DATASETS:
     st.subheader(dataset)
     ok, broken = checkpoints(dataset)
-    for name, err in broken.items():
-        st.warning(f"{name}: {err}")
+    for name, err in broken.items():  # both come from the folder: shown as text, never as markdown
+        st.warning(f"Not usable: {state.escape_md(name)}. {state.escape_md(err)}", icon=":material/block:")
     if not ok:
         st.info(f"No checkpoints in {checkpoint_dir() / dataset}.")
         continue
-    st.dataframe(metrics_table(ok), hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.4g") for c in
-                                [*COLUMNS.values(), "prior coverage", "prior density", "MMD²", "gmm-10 class entropy"]})
+    table = metrics_table(ok)
+    numbers = [c for c in table.columns if c not in ("model", "family", "converged", "trained on")]
+    st.dataframe(table.style.format("{:.4g}", subset=numbers, na_rep="–").format(na_rep="–"), hide_index=True,
+                 width="stretch")  # "–": not measured for this family (a deterministic encoder has no KL)
 st.caption("Metrics are computed by `python -m explorer.evaluate` at train time on the 10k test set; coverage "
            "numbers compare 2,000 prior samples with the encoder means of 2,000 test images in the full latent "
            "space (k = 5).")

@@ -42,7 +42,7 @@ def prior_fd(name: str) -> float:
 measured = {n: prior_fd(n) for n in gans}
 default = min(gans, key=lambda n: (measured[n], n != "lsr-gan"))
 model_key = f"imagine_model_{dataset}"
-state.restore(model_key, "models", lambda r: state.csv(r)[0], allowed=gans)
+state.restore_first(model_key, "models", allowed=gans)
 name = st.radio("λ (weight of −log q(z|G(z)))", gans, format_func=lambda n: f"λ = {lam_of[n]:g} ({n})",
                 index=None if model_key in st.session_state else gans.index(default), horizontal=True,
                 key=model_key)
@@ -55,10 +55,11 @@ if measured[default] < float("inf"):
 model = get_model(dataset, name)
 if model is None:
     st.stop()
-base_name = ok[name]["config"].get("base_path", "?").rsplit("/", 1)[-1]
+base_name = str(ok[name]["config"].get("base_path", "?")).rsplit("/", 1)[-1]
 m = ok[name]["meta"].get("metrics", {})
-if "sharpness" in m:
-    st.caption(f"Base VAE: `{base_name}`. On 2,000 test images: sharpness G {m['sharpness']:.3f} vs VAE "
+if all(isinstance(m.get(k), (int, float)) for k in ("sharpness", "base_sharpness", "data_sharpness", "recon_mse",
+                                                      "base_recon_mse", "latent_recovery")):
+    st.caption(f"Base VAE: {state.escape_md(base_name)}. On 2,000 test images: sharpness G {m['sharpness']:.3f} vs VAE "
                f"{m['base_sharpness']:.3f} (data {m['data_sharpness']:.3f}); recon MSE G {m['recon_mse']:.2f} vs VAE "
                f"{m['base_recon_mse']:.2f}; latent recovery ‖μ(G(z)) − z‖² {m['latent_recovery']:.3f}.")
 

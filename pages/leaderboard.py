@@ -15,6 +15,7 @@ from ui import state
 from ui.catalog import ROOT, checkpoints, model_version
 from ui.common import current_dataset, ensure_navigation
 from ui.export import chart
+from ui.state import escape_md
 
 
 @st.cache_data(show_spinner=False)
@@ -73,12 +74,13 @@ metric = c2.radio("Metric", offered, horizontal=True, key="lb_metric", format_fu
 state.publish("leaderboard", backbone=backbone, metric=metric)
 label = table["label"] if metric == "fd" else metric
 acc = table.get("backbone_info", {}).get("test_accuracy")
-st.markdown(f"**{table['label']}**, n = {table['n']:,} images per set against {table['reference']}; "
-            f"precision/recall with k = {table['prdc_k']} on {table['prdc_n']:,} per side; device {table['device']}; "
-            f"made {table['created']}" + (f"; classifier test accuracy {acc:.4f}" if acc is not None else "") + ".")
-st.caption(f"`{table.get('command', '')}`")
+st.markdown(f"**{escape_md(table['label'])}**, n = {table['n']:,} images per set against "
+            f"{escape_md(table['reference'])}; precision/recall with k = {table['prdc_k']} on {table['prdc_n']:,} per "
+            f"side; device {escape_md(table['device'])}; made {escape_md(table['created'])}" +
+            (f"; classifier test accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "") + ".")
+st.code(str(table.get("command", "")), language=None, wrap_lines=True)  # a file's text: shown, never rendered
 if table["backbone"] != "inception":
-    st.info(f"{table['label']} is not FID: its values are comparable only within this table.")
+    st.info(f"{escape_md(table['label'])} is not FID: its values are comparable only within this table.")
 stale = stale_rows(dataset, table)
 if stale:
     st.warning(f"Rows of {', '.join(stale)} were measured on an earlier version of the checkpoint (it was retrained "
@@ -193,7 +195,7 @@ else:
     merged = long.merge(pd.concat([ours, best, mse]), on=["model", "set"], how="left")
     merged["source"] = merged["source"].map(PUBLISHED_SOURCES)
     st.caption(f"As published: TF-Inception FIDs on MNIST; `mse` is the per-image squared error on the test set. "
-               f"Ours: the {table['label']} of the table above (for 000's single \"sample\" column, the best of the "
+               f"Ours: the {escape_md(table['label'])} of the table above (for 000's single \"sample\" column, the best of the "
                f"model's samplers), or our test MSE on the `mse` rows. Two columns on purpose: the protocols differ.")
     show = merged[["model", "set", "as published", "ours", "paper row", "source"]].dropna(axis=1, how="all")
     text = [c for c in ("model", "set", "paper row", "source") if c in show]

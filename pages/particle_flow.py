@@ -23,7 +23,7 @@ if not flows:
     st.info(f"No LDC-VAE checkpoint for {dataset}. Train one with `python train.py --model ldc-vae --dataset {dataset}`.")
     st.stop()
 DEFAULT = DEFAULT_FLOW  # the view computed ahead, when the app starts
-state.restore(f"flow_model_{dataset}", "models", lambda r: state.csv(r)[0], allowed=flows)
+state.restore_first(f"flow_model_{dataset}", "models", allowed=flows)
 state.restore("flow_index", "index", int, allowed=range(2000), describe="0..1999")
 with st.form("flow_settings", border=False):
     c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 1, 1, 1, 1.4], vertical_alignment="bottom")

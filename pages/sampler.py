@@ -10,7 +10,7 @@ from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, co
     current_dataset, ensure_navigation, modes_markdown, pick_models, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import class_histogram_bar, latent_scatter, shared_ranges
+from ui.plots import class_histogram_bar, is_latent_plane, latent_scatter, shared_ranges
 
 PER_ROW = 3  # sampler panels per row
 
@@ -75,7 +75,7 @@ for name, model in models:
                         f"decode(z), z from {s}", key=f"grid_{name}_{s}", filename=f"{dataset}-{name}-{s}-samples")
                 fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                                      panels[name][s], sampler=s, axis_titles=axis_titles(p), ranges=ranges[name],
-                                     height=320, equal_aspect=p == "identity")
+                                     height=320, equal_aspect=is_latent_plane(p, model.latent_dim))
                 chart(fig, key=f"sampler_{name}_{s}", filename=f"{dataset}-{name}-{s}-{p}",
                       on_select="rerun")
                 st.markdown(coverage_markdown(coverage_numbers(dataset, name, s, "draw")))

@@ -15,7 +15,7 @@ from ui.catalog import checkpoints, get_model, model_version, safe_dataset_image
 from ui.common import (axis_titles, class_names, columns_for, current_dataset, ensure_navigation, presenting,
     shown_scale, to_grid, to_image, to_png)
 from ui.export import chart, gif_bytes, picture
-from ui.plots import latent_scatter, pin_points
+from ui.plots import is_latent_plane, latent_scatter, pin_points
 
 ensure_navigation()
 
@@ -27,7 +27,7 @@ if not ok:
     st.stop()
 names = sorted(ok)
 model_key = f"sliders_model_{dataset}"
-state.restore(model_key, "models", lambda r: state.csv(r)[0], allowed=names)
+linked = state.restore_first(model_key, "models", allowed=names)  # models=A,B,C: A shown, B and C compared
 default = names.index("vae-2d") if "vae-2d" in names else 0
 name = st.selectbox("Model", names, index=None if model_key in st.session_state else default, key=model_key)
 model = get_model(dataset, name)
@@ -36,8 +36,12 @@ if model is None:
 d = model.latent_dim
 same_d = [n for n in names if n != name and ok[n]["config"].get("latent_dim") == d]
 compare_key = f"sliders_compare_{dataset}_{name}"
-state.restore(compare_key, "models", lambda r: state.csv(r)[1:], allowed=same_d,
-              describe=f"models with d = {d}: {', '.join(same_d) or 'none'}")
+if linked[1:] and compare_key not in st.session_state:
+    st.session_state[compare_key] = [n for n in linked[1:] if n in same_d]
+    if other_d := [n for n in linked[1:] if n not in same_d]:
+        st.warning(f"URL parameter models: {state.escape_md(', '.join(map(repr, other_d)))} not compared with "
+                   f"{state.escape_md(name)}: they decode other latent sizes; models with d = {d}: "
+                   f"{state.escape_md(', '.join(same_d) or 'none')}")
 compare = st.multiselect(f"Decode the same z with (models with d = {d})", same_d, key=compare_key,
                          placeholder="add models to compare side by side")
 prefix = f"z_{dataset}_{name}_"
@@ -88,7 +92,7 @@ def map_figure(z: np.ndarray) -> go.Figure:
         fig = latent_scatter(a[f"{proj}_test"].numpy()[:n], a["test_labels"].numpy()[:n], class_names(dataset),
                              title=f"where z is: {name}, {'true plane' if proj == 'identity' else 'PCA'} of "
                                    "encoder means", axis_titles=axis_titles(proj), height=330,
-                             equal_aspect=proj == "identity", point_opacity=0.35)
+                             equal_aspect=is_latent_plane(proj, model.latent_dim), point_opacity=0.35)
         pin_points(fig, xy, ["z"], name="current z", colour="crimson")
         st.session_state["_sliders_map"], st.session_state["_sliders_map_key"] = fig, key
     else:

@@ -11,7 +11,7 @@ from ui.common import (PROJECTIONS, axes_caption, axis_titles, class_names, colu
     ensure_navigation, pick_models, share_axes_toggle, shown_scale, to_grid, to_image, to_png)
 from ui.export import chart, picture
 from ui.inputs import draw, upload
-from ui.plots import latent_scatter, panel_ranges, pin_points
+from ui.plots import is_latent_plane, latent_scatter, panel_ranges, pin_points
 
 ensure_navigation()
 dataset = current_dataset()
@@ -59,7 +59,7 @@ for k, (name, model) in enumerate(models):
     a, p = model.arrays, projs[name]
     fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),
                          title=f"{name} (d = {model.latent_dim})", axis_titles=axis_titles(p), ranges=ranges[name],
-                         height=360, equal_aspect=p == "identity", point_opacity=0.35)
+                         height=360, equal_aspect=is_latent_plane(p, model.latent_dim), point_opacity=0.35)
     pin_points(fig, pins[name], [label], name=label)
     with cols[k % len(cols)]:
         chart(fig, key=f"input_map_{name}", filename=f"{dataset}-your-input-{name}-{p}")

@@ -406,3 +406,110 @@ def test_particle_flow_runs_only_when_asked(server, browser):
     settle(browser, timeout=180)
     no_exception(browser)
     assert frames() in (26, 51), frames()  # the steps chosen: 25 or 50
+
+
+def test_leaderboard_rows_open_together_on_coverage(server, browser):
+    """Ticking two rows of the Leaderboard table (the data grid's row markers, a canvas) selects both
+    models, and its Coverage link opens them side by side."""
+    browser.get(f"{server}/leaderboard")
+    settle(browser)
+    grid = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] [data-testid="stDataFrame"]')
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    box = _box(browser, grid)
+    for row in (0, 1):  # header and rows are 35 px tall; the row-marker column is the first 30 px or so
+        ActionChains(browser).move_to_element_with_offset(grid, 12 - box["width"] / 2,
+                                                          35 + 35 * row + 17 - box["height"] / 2).click().perform()
+        settle(browser)
+    no_exception(browser)
+    main = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]')
+    chosen = [e.get_attribute("aria-label")[len("Remove "):] for e in
+              main.find_elements(By.CSS_SELECTOR, '[data-testid="stMultiSelect"] button[aria-label^="Remove "]')]
+    assert len(chosen) == 2, f"two ticked rows should select two models, got {chosen}"
+    assert "are selected on" in main.text
+    link = [a for a in main.find_elements(By.CSS_SELECTOR, '[data-testid="stPageLink"] a') if a.text == "Coverage"]
+    assert link, "no Coverage link beside the selection"
+    link[0].click()
+    settle(browser)
+    no_exception(browser)
+    assert "/coverage" in browser.current_url
+    assert len(browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')) == 2
+    for name in chosen:
+        assert name in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+
+
+def test_a_room_sees_what_it_is_told(server, browser, tmp_path):
+    """The rest of issue 15 in a real browser: the d = 2 plane at equal aspect; log-scale FD bars; a
+    posterior-width control that makes a row of imaginings differ; a link with one unknown model keeps
+    the good one and names the bad one, and restores its index without Streamlit's "default value"
+    warning; a bad upload names the file, never ``<_io.BytesIO ...>``."""
+    browser.get(f"{server}/coverage?dataset=mnist&models=vae-2d")
+    settle(browser)
+    no_exception(browser)
+    ratio = browser.execute_script(  # pixels per latent unit along x over the same along y
+        "const l = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot')._fullLayout;"
+        "return (l.xaxis._length / (l.xaxis.range[1] - l.xaxis.range[0])) /"
+        "       (l.yaxis._length / Math.abs(l.yaxis.range[1] - l.yaxis.range[0]))")
+    assert abs(ratio - 1) < 0.02, f"the d = 2 latent plane is stretched {ratio:.2f}:1"
+
+    browser.get(f"{server}/leaderboard?dataset=mnist")
+    settle(browser)
+    no_exception(browser)
+    types = browser.execute_script("return Array.from(document.querySelectorAll('[data-testid=stPlotlyChart] "
+                                   ".js-plotly-plot')).map(p => p._fullLayout.xaxis.type)")
+    assert types and all(t == "log" for t in types), types
+
+    browser.get(f"{server}/sliders?dataset=mnist&models=nonexistent,vae&index=7")
+    settle(browser)
+    no_exception(browser)
+    main = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    assert "'nonexistent'" in main and "ignored" in main
+    assert "default value" not in main
+    image_with_caption(browser, "test image 7")
+    image_with_caption(browser, "decode(z)")
+
+    bad = tmp_path / "holiday photo.png"
+    bad.write_bytes(b"this is not an image")
+    browser.get(f"{server}/your_input?dataset=mnist&models=vae")
+    settle(browser)
+    [r for r in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label') if r.text == "upload"][0].click()
+    settle(browser)
+    browser.find_element(By.CSS_SELECTOR, '[data-testid="stFileUploader"] input[type="file"]').send_keys(str(bad))
+    settle(browser)
+    no_exception(browser)
+    alert = " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]'))
+    assert "holiday photo.png" in alert and "BytesIO" not in alert, alert
+
+    browser.get(f"{server}/imaginings?dataset=mnist")
+    settle(browser)
+    no_exception(browser)
+    row = lambda: image_with_caption(browser, "imaginings")  # noqa: E731
+    sharp = pixels(row())
+    width = [e for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSlider"]')
+             if "Posterior width" in e.text][0]
+    thumb = width.find_element(By.CSS_SELECTOR, 'input[type="range"]').find_element(By.XPATH, "../..")
+    span = _box(browser, width)["width"]  # drag the handle to the right end: T = 20
+    ActionChains(browser).click_and_hold(thumb).move_by_offset(span / 2, 0).move_by_offset(span / 2, 0) \
+        .release().perform()
+    settle(browser)
+    no_exception(browser)
+    assert "20" in width.text
+    assert np.abs(pixels(row()) - sharp).mean() > 1, "a wider posterior drew the same row"
+
+
+def test_crafted_links_render_as_text(server, browser):
+    """Markdown and HTML in URL parameters show as text: no link or image to another host appears,
+    nothing is fetched from it, and the page renders."""
+    requested_urls(browser)  # drop what came before
+    for query in ("page=[Session expired - sign in](http://evil.invalid)",
+                  "page=sliders&models=![x](http://evil.invalid/p.png),vae",
+                  "page=drift&images=<img src=http://evil.invalid/p.png>",
+                  "page=coverage&models=see http://evil.invalid/now"):
+        browser.get(f"{server}/?{query}")
+        settle(browser)
+        no_exception(browser)
+        found = browser.execute_script(
+            "return Array.from(document.querySelectorAll('a[href], img[src]')).map(e => e.href || e.src)"
+            ".filter(u => { try { return new URL(u).hostname.endsWith('evil.invalid'); } catch (e) { return false; } })")
+        assert not found, (query, found)
+        assert "evil.invalid" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text, query
+    assert not [u for u in requested_urls(browser) if (urlsplit(u).hostname or "").endswith("evil.invalid")]

@@ -3,12 +3,16 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 import explorer
-from explorer.checkpoint import CheckpointError, load_checkpoint, read_metadata, save
+import explorer.checkpoint as checkpoint_module
+from explorer.checkpoint import CheckpointError, array_problems, load_checkpoint, read_metadata, save
 from explorer.layout import sidecar_path
-from explorer.models import build_model
+from explorer.models import MODELS, build_model
 
 
 @pytest.fixture
@@ -99,3 +103,97 @@ def test_legacy_gmm_arrays_and_metrics_are_read_as_gmm_10(tmp_path, make_codes):
     assert set(loaded.arrays) == {"gmm-10", "pca_gmm-10", "prior"}
     assert list(loaded.meta["metrics"]["sampler_coverage"]) == ["prior", "gmm-10"]
     assert list(explorer.read_metadata(path)["meta"]["metrics"]["sampler_coverage"]) == ["prior", "gmm-10"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() |
+                           st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=4), max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(family=st.sampled_from(["vae", "ar-elbo", "lsr-gan", "teleporter", ""]),
+       config=json_values | st.fixed_dictionaries({"latent_dim": json_values}, optional={"image_shape": json_values}),
+       meta=json_values | st.fixed_dictionaries({}, optional={"metrics": json_values, "history": json_values,
+                                                              "train": json_values, "stop_reason": json_values}))
+def test_any_header_is_read_whole_or_refused_in_one_line(tmp_path_factory, family, config, meta):
+    """Whatever JSON a checkpoint's header holds, read_metadata returns a header the app can use
+    (family known, config and meta objects, the fields it reads typed) or raises CheckpointError;
+    no other exception escapes."""
+    path = tmp_path_factory.mktemp("h") / "m.safetensors"
+    save_file({"model.w": torch.zeros(1)}, str(path), metadata={"format": "latent-explorer/1", "family": family,
+                                                                 "config": json.dumps(config), "meta": json.dumps(meta)})
+    try:
+        header = read_metadata(path)
+    except CheckpointError as e:
+        assert str(e).startswith(str(path)) and "\n" not in str(e)
+        return
+    assert header["family"] in MODELS and isinstance(header["config"], dict) and isinstance(header["meta"], dict)
+    assert isinstance(header["config"]["latent_dim"], int) and 1 <= header["config"]["latent_dim"] <= 1024
+    assert isinstance(header["meta"].get("metrics", {}), dict) and isinstance(header["meta"].get("history", []), list)
+
+
+@pytest.mark.parametrize("config, meta, match", [
+    ("[]", "{}", "config: \\[\\] is not of type 'object'"),
+    ("null", "{}", "config: None is not of type"),
+    ('{"latent_dim": 4}', "[]", "meta: \\[\\] is not of type"),
+    ('{"latent_dim": 4}', '{"metrics": "fast"}', "meta.metrics: 'fast'"),
+    ('{"latent_dim": 4}', '{"metrics": {"coverage": "x"}}', "meta.metrics.coverage"),
+    ('{"latent_dim": 50000}', "{}", "latent_dim: 50000 is greater than the maximum of 1024"),
+    ('{"latent_dim": 4}', '{"a": ' + "[" * 100000 + "]" * 100000 + "}", "nested too deeply"),
+    ('{"latent_dim": 4}', '{"a": ' + "[" * 20 + "]" * 20 + "}", "meta is nested 21 levels deep"),
+])
+def test_unusable_headers_are_named(tmp_path, config, meta, match):
+    path = tmp_path / "m.safetensors"
+    save_file({"model.w": torch.zeros(1)}, str(path),
+              metadata={"format": "latent-explorer/1", "family": "vae", "config": config, "meta": meta})
+    with pytest.raises(CheckpointError, match=match):
+        read_metadata(path)
+
+
+def test_an_unknown_family_is_refused_when_listed(saved, tmp_path):
+    _, path = saved
+    with safe_open(str(path), "pt") as f:
+        md = dict(f.metadata())
+    save_file(load_file(str(path)), str(tmp_path / "x.safetensors"), metadata={**md, "family": "teleporter"})
+    with pytest.raises(CheckpointError, match="unknown model family 'teleporter'; allowed: ae, ar-elbo"):
+        read_metadata(tmp_path / "x.safetensors")
+
+
+@pytest.mark.parametrize("key, fill, match", [
+    ("model.", float("nan"), "weights .* hold NaN or infinite values"),
+    ("arrays.test_mu", float("inf"), "test_mu holds NaN or infinite values"),
+])
+def test_non_finite_weights_and_arrays_are_refused(saved, tmp_path, key, fill, match):
+    _, path = saved
+    with safe_open(str(path), "pt") as f:
+        md = dict(f.metadata())
+    tensors = load_file(str(path))
+    tensors[next(k for k in tensors if k.startswith(key) and tensors[k].is_floating_point())].fill_(fill)
+    save_file(tensors, str(tmp_path / "x.safetensors"), metadata=md)
+    with pytest.raises(CheckpointError, match=match):
+        explorer.load(tmp_path / "x.safetensors")
+
+
+def test_app_arrays_of_the_wrong_shape_are_named():
+    good = {"test_mu": torch.zeros(10, 4), "test_labels": torch.zeros(10, dtype=torch.long),
+            "pca_test": torch.zeros(10, 2), "pca_components": torch.zeros(2, 4), "pca_mean": torch.zeros(4),
+            "prior": torch.zeros(7, 4), "drift_kl": torch.zeros(10)}
+    assert array_problems(good, 4) == []
+    bad = {**good, "test_mu": torch.zeros(10), "pca_test": torch.zeros(10, 3), "test_labels": torch.zeros(10)}
+    problems = array_problems(bad, 4)
+    assert "test_mu has shape (10,), expected (N, 4)" in problems
+    assert "pca_test has shape (10, 3), expected (N, 2)" in problems
+    assert "test_labels are torch.float32, expected integers" in problems
+
+
+def test_a_chain_of_base_models_that_loops_is_refused(saved):
+    """A base chain is hash-pinned, so a loop needs an unpinned header (refused by the schema); the
+    loader still refuses to load a file inside its own chain (defence in depth)."""
+    _, path = saved
+    token = checkpoint_module._LOADING.set((str(path.resolve()),))
+    try:
+        with pytest.raises(CheckpointError, match="loops back on itself"):
+            load_checkpoint(path)
+    finally:
+        checkpoint_module._LOADING.reset(token)

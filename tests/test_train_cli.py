@@ -1,10 +1,17 @@
 """train.py: the command line, the checkpoint it writes, and its refusals."""
+import io
 import json
+import re
+import shutil
+
+import pytest
+import torch
 
 import explorer
 import train as train_cli
 from explorer.checkpoint import read_metadata
 from explorer.io import file_sha256
+from explorer.models import build_model
 
 
 def test_train_cli_records_the_base_and_default_lr(base_file, tmp_path, capsys):
@@ -50,3 +57,66 @@ def test_train_cli_writes_a_self_describing_checkpoint(tmp_path, capsys):
 def test_train_cli_rejects_options_the_family_lacks(tmp_path, capsys):
     rc = train_cli.main(["--model", "vae", "--variance", "iso-i", "--dataset", "mnist", "--out", str(tmp_path)])
     assert rc == 2 and "variance" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--name", "../escape"], "--name: model name '../escape' is not allowed"),
+    (["--name", "a/b"], "--name: model name 'a/b' is not allowed"),
+    (["--name", "x.expost"], "names ending in .expost are ex-post sidecars"),
+    (["--seed", "-1"], r"seed must be in \[0, 2\*\*32\), got -1"),
+    (["--epochs", "0"], "epochs must be >= 1"),
+    (["--latent-dim", "50000"], "latent_dim must be in 1..1024"),
+    (["--out", "/proc/no-such-folder"], "cannot write there"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path, capsys, argv, match, monkeypatch):
+    """Each is refused in one line before the dataset is read (load_dataset would fail the test)."""
+    monkeypatch.setattr(train_cli, "load_dataset", lambda *a, **k: pytest.fail("work started"))
+    args = ["--model", "vae", "--dataset", "mnist", "--epochs", "1", "--out", str(tmp_path)]
+    rc = train_cli.main(args + argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and re.search(match, err) and err.count("\n") == 1, err
+
+
+def test_an_out_that_is_a_file_or_full_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train_cli, "load_dataset", lambda *a, **k: pytest.fail("work started"))
+    (tmp_path / "file").write_text("x")
+    assert train_cli.main(["--model", "vae", "--dataset", "mnist", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
+    assert train_cli.main(["--model", "vae", "--dataset", "mnist", "--out", str(tmp_path)]) == 2
+    assert "1 MB free; this run needs about 64 MB" in capsys.readouterr().err
+
+
+def _tiny_run(tmp_path, *extra):
+    return train_cli.main(["--model", "vae", "--dataset", "mnist", "--epochs", "1", "--limit", "128", "--no-umap",
+                           "--latent-dim", "2", "--device", "cpu", "--out", str(tmp_path), "--resume", *extra])
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "unreadable resume file"),
+    (None, "unreadable resume file"),  # truncated: the first half of a real one
+    ("latent", "saved by a run with another config"),
+    ("epoch", "past this run's limit of 1 epochs"),
+])
+def test_bad_resume_files_are_named_in_one_line(tmp_path, capsys, content, match):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    resume = folder / "vae-2d.resume.pt"
+    if isinstance(content, bytes):
+        resume.write_bytes(content)
+    else:
+        model = build_model("vae", latent_dim=4 if content == "latent" else 2)
+        opt = torch.optim.Adam(model.parameters())
+        buf = io.BytesIO()
+        torch.save({"model": model.state_dict(), "optimizers": [opt.state_dict()],
+                    "epoch": 5 if content == "epoch" else 0,
+                    "history": [{"epoch": i + 1} for i in range(5 if content == "epoch" else 0)]}, buf)
+        data = buf.getvalue()
+        resume.write_bytes(data[: len(data) // 2] if content is None else data)
+    (folder / ".vae-2d.safetensors.abc123.tmp").write_bytes(b"left by a killed write")
+    rc = _tiny_run(tmp_path, "--name", "vae-2d")
+    err = capsys.readouterr()
+    assert rc == 2 and match in err.err and err.err.count("\n") == 1, err.err
+    assert str(resume) in err.err and "delete" in err.err
+    assert not list(folder.glob(".*.tmp"))  # our own stale temp file is cleaned up on the next run
+    assert "left by an interrupted write" in err.out

@@ -20,7 +20,7 @@ import explorer
 from explorer.checkpoint import CheckpointError, read_metadata
 from explorer.compute import N_APP
 from explorer.data import DatasetNotAvailable, load_dataset
-from explorer.layout import list_models, model_name, sidecar_path
+from explorer.layout import model_name, scan_models, sidecar_path
 from explorer.models.ldc_vae import particle_flow
 from explorer.projection import to_plane
 from ui.state import escape_md
@@ -36,9 +36,18 @@ def checkpoint_dir() -> Path:
 
 
 def _listing_key(dataset: str) -> tuple:
-    """Model checkpoints of a dataset (ex-post sidecars ``*.expost.safetensors`` are not models)."""
-    files = list_models(checkpoint_dir(), dataset).values()
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    """Model checkpoints of a dataset (ex-post sidecars ``*.expost.safetensors`` are not models):
+    ``(path, mtime, size, None)`` per usable entry, ``(name, 0, 0, why)`` per unusable one (a bad
+    name, a broken or outside symlink, not a file: :func:`explorer.layout.scan_models`)."""
+    files, unusable = scan_models(checkpoint_dir(), dataset)
+    out = []
+    for p in files.values():
+        try:
+            st_ = p.stat()
+            out.append((str(p), st_.st_mtime_ns, st_.st_size, None))
+        except OSError as e:  # removed or replaced between the listing and now
+            out.append((model_name(p), 0, 0, f"{p.name}: {e.strerror or e}"))
+    return tuple(out) + tuple((name, 0, 0, why) for name, why in unusable.items())
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -46,7 +55,10 @@ def _scan(listing: tuple) -> tuple[dict, dict]:
     # cache_resource, not cache_data: the headers are read-only and cache_data would deep-copy
     # every checkpoint's metadata (histories, metrics) on each rerun (~4 ms per rerun here).
     ok, broken = {}, {}
-    for path, _, _ in listing:
+    for path, _, _, why in listing:
+        if why is not None:
+            broken[path] = why
+            continue
         name = model_name(path)
         try:
             header = read_metadata(path)
@@ -54,7 +66,9 @@ def _scan(listing: tuple) -> tuple[dict, dict]:
                         "meta": header["meta"]}
         except CheckpointError as e:
             broken[name] = str(e)
-    return ok, broken
+        except Exception as e:  # noqa: BLE001 - one bad file must never hide the others
+            broken[name] = f"{Path(path).name}: unreadable ({type(e).__name__}: {str(e)[:200]})"
+    return dict(sorted(ok.items())), dict(sorted(broken.items()))
 
 
 def checkpoints(dataset: str) -> tuple[dict, dict]:
@@ -94,10 +108,13 @@ def get_model(dataset: str, name: str):
     try:
         model, problems = _load(path, _version(path))
     except CheckpointError as e:
-        st.warning(str(e))
+        st.warning(escape_md(str(e)))
+        return None
+    except OSError as e:  # removed or unreadable since it was listed
+        st.warning(escape_md(f"{name}: cannot be read ({e.strerror or e})"))
         return None
     for msg in problems:
-        st.warning(msg)
+        st.warning(escape_md(msg))
     return model
 
 
@@ -312,5 +329,5 @@ def safe_dataset_images(dataset: str, n: int = 2000):
     try:
         return test_images(dataset, n)
     except DatasetNotAvailable as e:
-        st.error(str(e))
+        st.error(escape_md(str(e)))
         return None

@@ -11,6 +11,7 @@ from PIL import Image
 
 from explorer.data import dataset_info
 from explorer.uploads import MAX_BYTES, MAX_SIDE, UploadError, image_from_bytes
+from ui.state import escape_md
 
 CANVAS_SIDE = 280  # pixels of the drawing canvas (10 x 28)
 
@@ -22,9 +23,9 @@ def convert(data: bytes, dataset: str, name: str) -> tuple[torch.Tensor, list[st
     try:
         x, steps = image_from_bytes(data, info.shape, info.content_size, info.dark_background, name)
     except UploadError as e:
-        st.error(str(e))
+        st.error(escape_md(str(e)))
         return None
-    st.info(f"Converted `{name}` to the {dataset} format: " + "; ".join(steps) + ".")
+    st.info(f"Converted {escape_md(name)} to the {dataset} format: " + escape_md("; ".join(steps)) + ".")
     return x, steps
 
 

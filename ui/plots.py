@@ -24,6 +24,12 @@ def class_colour(i: int) -> str:
     return CLASS_COLOURS[int(i) % len(CLASS_COLOURS)]
 
 
+def is_latent_plane(projection: str, latent_dim: int) -> bool:
+    """Whether a map of a ``latent_dim`` model under ``projection`` shows the true latent plane up to a
+    rotation (``identity``, or PCA of d = 2, which only centres and rotates), so it must keep equal aspect."""
+    return projection == "identity" or (projection == "pca" and latent_dim == 2)
+
+
 def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler_xy: np.ndarray | None = None,
                    sampler: str = "prior", title: str = "", axis_titles=("1", "2"),
                    ranges: tuple | None = None, height: int = 380, points_name: str = "encoder means",
@@ -34,7 +40,7 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
     to hide the class, double-click to isolate it), with sampler codes ``(M, 2)`` overlaid as dark
     crosses. With ``covered`` ``(N,)`` bool, the points a sampler code covers are filled and the
     others drawn as faint open circles, so the map shows the coverage number. ``equal_aspect``
-    locks the y scale to the x scale (the true latent plane, d = 2). SVG up to
+    locks the y scale to the x scale (the true latent plane, d = 2: :func:`is_latent_plane`). SVG up to
     :data:`SVG_MAX_POINTS` points, WebGL above.
 
     Every class trace carries its points' test-image indices as ``customdata``, so a plotly

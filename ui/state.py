@@ -37,14 +37,23 @@ PRESENT = "present"  # presentation-mode toggle key
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&\"'=])")
+WORD_JOINER = "\u2060"  # invisible; breaks a GFM autolink literal without changing what a reader sees
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|xmpp|www)(?=[:.])|(@)")
 
 
 def escape_md(text) -> str:
     """``text`` as literal characters inside Streamlit markdown (warnings, captions, labels): every
     ASCII punctuation mark that markdown, HTML or Streamlit's ``:colour[...]``/``:icon:`` directives
     could read is backslash-escaped (CommonMark §2.4), and newlines become spaces. For strings from
-    outside: URL parameters, file names, checkpoint metadata."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text).replace("\r", " ").replace("\n", " "))
+    outside: URL parameters, file names, checkpoint metadata.
+
+    Backslashes do not stop GitHub-flavoured markdown's *literal* autolinks (``http://...``,
+    ``www.``, ``a@b.c``): Streamlit's renderer finds those in the text after escapes are resolved
+    (seen in Chromium: an escaped ``http\\://evil.invalid`` became a live link). So a
+    :data:`WORD_JOINER` (U+2060, invisible) goes after each scheme, ``www`` and ``@``."""
+    flat = str(text).replace("\r", " ").replace("\n", " ")
+    flat = _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, flat)
+    return _MD_SPECIAL.sub(r"\\\1", flat)
 
 
 def capture() -> dict:
@@ -86,6 +95,8 @@ def restore(key: str, param: str, parse: Callable[[str], Any] = str, allowed=Non
         value = parse(raw)
     except ValueError:
         value = None
+    if isinstance(value, list):
+        value = list(dict.fromkeys(value))  # images=0,0,0 names image 0 once (a widget refuses repeated options)
     if isinstance(value, list) and allowed is not None and not callable(allowed):
         dropped = [v for v in value if v not in allowed]
         value = [v for v in value if v in allowed] or None
@@ -101,6 +112,21 @@ def restore(key: str, param: str, parse: Callable[[str], Any] = str, allowed=Non
                    (f"; allowed: {escape_md(what)}" if what else ""))
         return
     st.session_state[key] = value
+
+
+def restore_first(key: str, param: str, allowed, describe: str | None = None) -> list[str]:
+    """A single-choice widget fed by a list parameter (``models=A,B,C``): before widget ``key`` is made,
+    set it to the first allowed name, once per session (:func:`restore` into a scratch key, so the
+    names not allowed are named in a warning and the others kept). Returns all the allowed names in
+    the link's order (``[]`` when the link has none, or the key was already set), for pages that use
+    the rest (Sliders compares them)."""
+    scratch = f"_url_list_{key}"
+    restore(scratch, param, csv, allowed=allowed, describe=describe)
+    names = st.session_state.pop(scratch, None) or []
+    if not names or key in st.session_state:
+        return []
+    st.session_state[key] = names[0]
+    return names
 
 
 def restore_vector(keys: list[str], param: str = "z", low: float = -float("inf"), high: float = float("inf")) -> bool:

@@ -59,6 +59,7 @@ class LatentModel(nn.Module):
     config_class = ModelConfig
     gaussian_encoder: bool = True  # False for implicit encoders (LDC-VAE): no closed-form q(z|x)
     trainer: str = "elbo"  # key of explorer.trainers.TRAINERS: the loop that trains this family
+    unset_buffers: tuple[str, ...] = ()  # buffers that hold NaN until training sets them (not a damaged file)
     # False when the objective has no prior term (no KL, no prior matching): N(0, I) is then only a
     # control whose draws land where the encoder never put codes (LDC-VAE, AE, RAE)
     prior_in_objective: bool = True

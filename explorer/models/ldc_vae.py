@@ -202,6 +202,7 @@ class LDCVAE(LatentModel):
     family = "ldc-vae"
     config_class = LDCVAEConfig
     gaussian_encoder = False
+    unset_buffers = ("gibbs_sigma2",)  # NaN until the first training step records σ²
     prior_in_objective = False  # no KL term (eq. 15-16): generation goes through the sampler net (§V.B)
 
     def __init__(self, config: LDCVAEConfig):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from safetensors.torch import save as st_save
 
-from ..io import CheckpointError, atomic_write_bytes, file_sha256, json_field, read_safetensors
+from ..io import CheckpointError, atomic_write_bytes, file_sha256, json_field, nonfinite, read_safetensors
 from ..layout import SIDECAR_SUFFIX, is_sidecar, model_path_of, sidecar_path
 from .expost import GMM_COMPONENTS, SAMPLERS, ExPostSamplers
 from .two_stage import TwoStageConfig
@@ -82,9 +82,12 @@ def load_sidecar(path: str | Path, latent_dim: int) -> ExPostSamplers:
     """Read a sidecar into :class:`ExPostSamplers` (CPU, eval mode), without any hash check.
 
     Raises:
-        SidecarError: unreadable, foreign or truncated file, or tensors that do not fit ``latent_dim``.
+        SidecarError: unreadable, foreign or truncated file, NaN or infinite values, or tensors
+            that do not fit ``latent_dim``.
     """
     md, tensors = read_safetensors(path, FORMAT, what="an ex-post sidecar", error=SidecarError)
+    if bad := nonfinite(tensors):
+        raise SidecarError(f"{path}: NaN or infinite values in {', '.join(bad[:5])}")
     meta = json_field(md, "meta", path, error=SidecarError)
     try:
         cfg = TwoStageConfig.from_dict(meta.get("two_stage", {}).get("config", {}))

@@ -1,0 +1,116 @@
+"""What a checkpoint's header may hold, checked before anything is built from it.
+
+A checkpoint's string metadata (``family``, ``config`` and ``meta``, JSON) comes from whoever
+wrote the file. :func:`validate_header` checks the parsed header against :data:`HEADER_SCHEMA`
+(JSON Schema, draft 2020-12, validated by the ``jsonschema`` library) and a nesting-depth bound,
+so that a header the app cannot use is refused with one line naming the field, instead of
+failing later inside a page: ``config`` that is not an object, ``meta`` as a list, ``metrics``
+or ``coverage`` as a string, a latent size that would allocate gigabytes, JSON nested a
+thousand levels deep.
+
+The schema types every field the app and the loaders read and leaves other fields free (a
+checkpoint may carry more provenance than this version shows). Family-specific config fields
+are checked again, with their meaning, by each family's config dataclass.
+
+No other project imports (io level).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+MAX_DEPTH = 12  # nesting of JSON objects and lists in config and meta (the shipped files use 5)
+MAX_LATENT_DIM = 1024
+MAX_SIDE = 512  # image height and width in pixels
+MAX_HISTORY = 10_000  # epochs recorded in meta.history
+
+_NUMBER = {"type": ["number", "null"]}
+_NUMBERS = {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "null"]}}
+_PER_SAMPLER = {"type": "object", "additionalProperties": {"type": "object"}}
+
+HEADER_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["family", "config", "meta"],
+    "properties": {
+        "family": {"type": "string"},  # the allowed names are added by validate_header
+        "config": {
+            "type": "object",
+            "required": ["latent_dim"],
+            "properties": {
+                "latent_dim": {"type": "integer", "minimum": 1, "maximum": MAX_LATENT_DIM},
+                "image_shape": {"type": "array", "minItems": 3, "maxItems": 3,
+                                "prefixItems": [{"enum": [1, 3]},
+                                                {"type": "integer", "minimum": 1, "maximum": MAX_SIDE},
+                                                {"type": "integer", "minimum": 1, "maximum": MAX_SIDE}]},
+                "profile": {"type": "string", "maxLength": 64},
+                "base_path": {"type": "string", "minLength": 1, "maxLength": 4096},
+                "base_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            },
+        },
+        "meta": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": 256},
+                "dataset": {"type": "string", "maxLength": 256},
+                "family": {"type": "string", "maxLength": 256},
+                "device": {"type": "string", "maxLength": 256},
+                "stop_reason": {"type": "string", "maxLength": 4096},
+                "train": {"type": "object"},
+                "versions": {"type": "object"},
+                "history": {"type": "array", "maxItems": MAX_HISTORY, "items": _NUMBERS},
+                "metrics": {
+                    "type": "object",
+                    "properties": {
+                        **{k: _NUMBER for k in ("test_mse", "kl", "drift_kl", "drift_sq", "sigma2", "sharpness",
+                                                "base_sharpness", "data_sharpness", "sharpness_ratio", "recon_mse",
+                                                "base_recon_mse", "latent_recovery", "latent_recovery_all",
+                                                "imagination_variance", "base_imagination_variance")},
+                        "active_units": {"type": ["integer", "null"], "minimum": 0},
+                        "coverage": _NUMBERS,
+                        "sampler_coverage": _PER_SAMPLER,
+                        "sampler_modes": _PER_SAMPLER,
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``[]`` and ``{}`` are 1), without
+    recursion, so a hostile value cannot exhaust the stack."""
+    depth, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+            depth = max(depth, d + 1)
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+            depth = max(depth, d + 1)
+    return depth
+
+
+def header_problem(header: dict[str, Any], families: tuple[str, ...] | None = None) -> str | None:
+    """Why a parsed header ``{"family", "config", "meta"}`` cannot be used, in one line, or None.
+
+    Args:
+        header: the parsed string metadata of a checkpoint.
+        families: the allowed ``family`` names (``explorer.models.MODELS``); None allows any string.
+    """
+    for key in ("config", "meta"):
+        if (depth := json_depth(header.get(key))) > MAX_DEPTH:
+            return f"{key} is nested {depth} levels deep; at most {MAX_DEPTH} are allowed"
+    schema = HEADER_SCHEMA
+    if families is not None:
+        schema = {**schema, "properties": {**schema["properties"], "family": {"enum": sorted(families)}}}
+    error = next(iter(sorted(Draft202012Validator(schema).iter_errors(header), key=lambda e: list(e.path))), None)
+    if error is None:
+        return None
+    where = ".".join(map(str, error.absolute_path)) or "the header"
+    if error.validator == "enum" and list(error.absolute_path) == ["family"]:
+        return f"unknown model family {str(error.instance)[:80]!r}; allowed: {', '.join(sorted(families or ()))}"
+    return f"{where}: {error.message[:200]}"
