@@ -71,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sampler-start", type=int,
                    help="ldc-vae: training step at which the sampler net is seeded and starts training (default 18000)")
     p.add_argument("--sampler-kde-bandwidth", choices=KDE_BANDWIDTHS,
-                   help="ldc-vae: width of the sampler's KDE target: cv (held-out likelihood, default) or scott")
+                   help="ldc-vae: the sampler's KDE target width: scott (default) or cv (copies; reading 8)")
     p.add_argument("--sampler-kernel-scale", type=float,
                    help="ldc-vae: multiplier on the sampler's median-heuristic SVGD bandwidth (default 4; 1 = the paper's)")
     p.add_argument("--vae", metavar="CHECKPOINT",

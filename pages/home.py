@@ -58,8 +58,8 @@ for dataset in APP_DATASETS:
         continue
     table = metrics_table(ok)
     numbers = [c for c in table.columns if c not in ("model", "family", "converged", "trained on")]
-    st.dataframe(table.style.format("{:.4g}", subset=numbers, na_rep="–").format(na_rep="–"), hide_index=True,
-                 width="stretch")  # "–": not measured for this family (a deterministic encoder has no KL)
+    st.dataframe(table.style.format("{:.4g}", subset=numbers, na_rep="–"), hide_index=True, width="stretch",
+                 placeholder="–")  # "–": not measured for this family (a deterministic encoder has no KL)
 st.caption("Metrics are computed by `python -m explorer.evaluate` at train time on the 10k test set; coverage "
            "numbers compare 2,000 prior samples with the encoder means of 2,000 test images in the full latent "
            "space (k = 5).")

@@ -146,7 +146,7 @@ def on_row_click() -> None:
 
 
 st.dataframe(wide.style.format("{:.3f}", na_rep="–"), on_select=on_row_click, selection_mode="multi-row",
-             key=table_key, width="stretch")
+             key=table_key, width="stretch", placeholder="–")  # the browser ignores the Styler's na_rep
 st.caption("Select one or several rows (or pick below) to open those models together on the other pages.")
 
 choices = [m for m in wide.index if m in shipped]
@@ -203,6 +203,6 @@ else:
     show[text] = show[text].fillna("–")
     st.dataframe(show.style.format({c: f for c, f in (("as published", "{:.2f}"), ("ours", "{:.3f}")) if c in show},
                                    na_rep="–"),
-                 hide_index=True, width="stretch", key=f"lb_published_{dataset}")
+                 hide_index=True, width="stretch", key=f"lb_published_{dataset}", placeholder="–")
     with st.expander("Protocol differences", expanded=False):
         st.markdown("\n".join(f"- {d}" for d in PROTOCOL_DIFFERENCES))

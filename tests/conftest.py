@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from streamlit import config as st_config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -13,6 +14,9 @@ from explorer.samplers.expost import fit_expost  # noqa: E402
 from explorer.samplers.sidecar import save_sidecar  # noqa: E402
 from explorer.samplers.two_stage import TwoStageConfig  # noqa: E402
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+# The app shows only an error's type (.streamlit/config.toml); AppTest failures should say everything
+st_config.get_option("client.showErrorDetails")  # parse the config files first, then override for the tests
+st_config.set_option("client.showErrorDetails", "full")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 FAST_TWO_STAGE = TwoStageConfig(hidden=32, depth=1, epochs=2, batch_size=128)
 

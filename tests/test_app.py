@@ -311,6 +311,7 @@ def test_leaderboard_shows_the_results_and_opens_a_model_on_the_other_pages():
     assert {"as published", "ours"} <= set(published.columns) and (published["model"] == "ldc-vae").any()
     assert not published.isna().any().any() and not (published.astype(str) == "None").any().any()
     assert not frames[0].value.isna().all().any(), "an empty column"
+    assert all(f.proto.placeholder == "–" for f in frames), "missing cells must read '–', not 'None'"
     at.multiselect(key="lb_open_mnist").set_value(["ar-elbo-iso-i", "vae"]).run()
     assert not at.exception
     at.switch_page("pages/coverage.py").run()

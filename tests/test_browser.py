@@ -502,7 +502,6 @@ def test_crafted_links_render_as_text(server, browser):
     requested_urls(browser)  # drop what came before
     for query in ("page=[Session expired - sign in](http://evil.invalid)",
                   "page=sliders&models=![x](http://evil.invalid/p.png),vae",
-                  "page=drift&images=<img src=http://evil.invalid/p.png>",
                   "page=coverage&models=see http://evil.invalid/now"):
         browser.get(f"{server}/?{query}")
         settle(browser)

@@ -195,8 +195,8 @@ def test_config_saved_before_reading_6_loads_as_the_old_sampler(tmp_path):
     cls = type(build_model("ldc-vae", latent_dim=4))
     cfg = cls.config_class.from_dict(cls.upgrade_config(legacy))
     assert cfg.sampler_components == 0 and cfg.sampler_start == 0 and cfg.sampler_kde_bandwidth == "scott"
-    fresh = cls.config_class.from_dict({"latent_dim": 4})  # a new config gets readings 6 and 8's defaults
-    assert fresh.sampler_components == 256 and fresh.sampler_start == 18_000 and fresh.sampler_kde_bandwidth == "cv"
+    fresh = cls.config_class.from_dict({"latent_dim": 4})  # a new config: reading 6's sampler, Scott's width
+    assert fresh.sampler_components == 256 and fresh.sampler_start == 18_000 and fresh.sampler_kde_bandwidth == "scott"
     state = {k: v for k, v in cls(fresh).state_dict().items() if k != "kde_scale"}  # written before reading 8
     old = cls(fresh)
     old.load_state_dict(state)

@@ -1,9 +1,12 @@
 """explorer.models.lsr_gan (seed 004): the model, its frozen base and eq. 3-4."""
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+import explorer
 from explorer.checkpoint import CheckpointError, build_model, load_checkpoint, read_metadata, save
 from explorer.io import file_sha256
 from explorer.models.lsr_gan import BaseMismatch
@@ -101,3 +104,15 @@ def test_imaginings_spread_with_the_posterior_temperature(gan, batch):
         assert spread(1e-6) < 1e-4 < spread(1.0) < spread(10.0)
     with pytest.raises(ValueError, match="temperature"):
         gan.imagine(batch[:2], 3, temperature=0.0)
+
+
+def test_a_saved_lsr_gan_never_reads_a_base_outside_its_checkpoint_root(tmp_path):
+    """The shipped LSR-GAN records base_path checkpoints/mnist/ar-elbo-iso-i.safetensors. Copied alone into
+    another folder, it must not load that file from the repository (outside its root): no base, no model."""
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "mnist").mkdir()
+    shutil.copy(root / "checkpoints" / "mnist" / "lsr-gan.safetensors", tmp_path / "mnist" / "lsr-gan.safetensors")
+    with pytest.raises(CheckpointError, match="base VAE checkpoint not found"):
+        explorer.load(tmp_path / "mnist" / "lsr-gan.safetensors")
+    shutil.copy(root / "checkpoints" / "mnist" / "ar-elbo-iso-i.safetensors", tmp_path / "mnist")
+    assert explorer.load(tmp_path / "mnist" / "lsr-gan.safetensors").base.latent_dim == 16  # beside it: found

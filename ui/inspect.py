@@ -85,5 +85,5 @@ def show_selection(dataset: str, models: list[tuple[str, object]], indices: list
             "rows: the selected test images x, then decode(μ(x)) for " + ", ".join(n for n, _ in models),
             key=f"{key}_selection", filename=f"{dataset}-selection")
     table = drift_table(models, idx)
-    st.dataframe(table, hide_index=True, width="stretch",
+    st.dataframe(table, hide_index=True, width="stretch", placeholder="–",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in table if k != "test image"})

@@ -125,7 +125,9 @@ def resolve_base(config: LSRGANConfig, near: Path | None = None, load=None) -> L
     and ``latent_dim`` when empty.
 
     Looks for the base file next to ``near`` (a checkpoint path; by the recorded file name, or
-    ``ar-elbo-iso-i`` when none is recorded), then at ``config.base_path``, and reads it with
+    ``ar-elbo-iso-i`` when none is recorded), then at ``config.base_path`` (when ``near`` is a saved
+    checkpoint, only inside its checkpoint root ``near/../..``: a file from elsewhere cannot make
+    the loader read files outside its folder), and reads it with
     ``load(path, expost=False)`` (:func:`explorer.checkpoint.load`, handed in so that the model
     layer never imports the checkpoint layer above it).
 
@@ -140,6 +142,9 @@ def resolve_base(config: LSRGANConfig, near: Path | None = None, load=None) -> L
     name = Path(config.base_path).name if config.base_path else DEFAULT_BASE + EXT
     candidates = ([Path(near).parent / name] if near is not None else []) + \
                  ([Path(config.base_path)] if config.base_path else [])
+    if near is not None and Path(near).is_file():  # loading a saved checkpoint: its base must live in its own
+        root = Path(near).resolve().parent.parent  # checkpoint root (<root>/<dataset>/), never anywhere on disk
+        candidates = [p for p in candidates if p.resolve().is_relative_to(root)]
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         tried = ", ".join(str(p) for p in candidates) or "(no path: pass --vae PATH)"
