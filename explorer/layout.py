@@ -71,7 +71,7 @@ def scan_models(root: str | Path, dataset: str) -> tuple[dict[str, Path], dict[s
     ok, broken = {}, {}
     if not folder.is_dir():
         return ok, broken
-    top = Path(root).resolve()
+    top = None
     for p in sorted(folder.glob(f"*{EXT}")):
         if is_sidecar(p):
             continue
@@ -79,6 +79,13 @@ def scan_models(root: str | Path, dataset: str) -> tuple[dict[str, Path], dict[s
         if problem := name_problem(name):
             broken[name] = problem
             continue
+        if not p.is_symlink():  # the common case, without resolving a path (this runs on every app rerun)
+            if p.is_file():
+                ok[name] = p
+            else:
+                broken[name] = f"{p.name} is not a regular file"
+            continue
+        top = top or Path(root).resolve()
         try:
             real = p.resolve(strict=True)
         except (OSError, RuntimeError) as e:  # dangling link; RuntimeError: a symlink loop
