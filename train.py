@@ -37,6 +37,7 @@ from explorer.models.ar_elbo import DIAG_D_VARIANCES
 from explorer.models.ldc_vae import KDE_BANDWIDTHS, SAMPLER_TARGETS
 from explorer.models.lsr_gan import LATENT_TERMS
 from explorer.nets import PROFILES
+from explorer.schema import MAX_LATENT_DIM
 from explorer.trainers import trainer_for
 from explorer.training import TrainConfig, TrainingDiverged, remove_stale_temp_files
 
@@ -225,15 +226,16 @@ RUN_BYTES = 64 * 2**20  # free space a run needs in --out: checkpoint (~3 MB), r
 def check_args(args: argparse.Namespace) -> str | None:
     """Why these arguments cannot run, in one line, or None: a model name that is not a safe slug
     (explorer.layout.NAME_PATTERN), numbers out of range (TrainConfig's checks: epochs, batch size,
-    learning rate, tolerance, seed in [0, 2**32), limit), a latent size outside 1..1024, or an
+    learning rate, tolerance, seed in [0, 2**32), limit), a latent size the checkpoint header
+    would refuse (explorer.schema.MAX_LATENT_DIM), or an
     --out folder that cannot be written or lacks space."""
     if args.name is not None and (problem := name_problem(args.name)):
         return f"--name: {problem}"
     try:
         TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
                     limit=args.limit, max_epochs=args.max_epochs, tol=args.tol)
-        if args.latent_dim is not None and not 1 <= args.latent_dim <= 1024:
-            raise ValueError(f"latent_dim must be in 1..1024, got {args.latent_dim}")
+        if args.latent_dim is not None and not 1 <= args.latent_dim <= MAX_LATENT_DIM:
+            raise ValueError(f"latent_dim must be in 1..{MAX_LATENT_DIM}, got {args.latent_dim}")
         check_writable_folder(Path(args.out) / args.dataset, RUN_BYTES)
     except ValueError as e:
         return str(e)

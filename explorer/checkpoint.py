@@ -37,13 +37,13 @@ from .io import CheckpointError, atomic_write_bytes, json_field, nonfinite, read
 from .layout import EXT, is_sidecar, list_models, model_path, model_path_of
 from .models import MODELS, LatentModel, model_class
 from .models import build_model as _build_model
+from .projection import METHODS as PROJECTIONS
 from .samplers.sidecar import FORMAT as SIDECAR_FORMAT, attach_sidecar
 from .schema import header_problem
 
 FORMAT = "latent-explorer/1"
 MAX_BASE_CHAIN = 4  # a model built on another checkpoint (LSR-GAN on its VAE): at most this many files deep
 _LOADING: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("_LOADING", default=())
-PROJECTIONS = ("pca", "umap", "identity")
 
 __all__ = ["FORMAT", "EXT", "Checkpoint", "CheckpointError", "build_model", "list_models", "load", "load_checkpoint",
            "model_path", "read_metadata", "save"]
@@ -151,8 +151,8 @@ def array_problems(arrays: dict[str, torch.Tensor], latent_dim: int) -> list[str
         else:
             want = (None, latent_dim)
         if len(t.shape) != len(want) or any(w is not None and w != n for w, n in zip(want, t.shape)):
-            out.append(f"{k} has shape {tuple(t.shape)}, expected ({', '.join('N' if w is None else str(w) for w in want)}"
-                       f"{',' if len(want) == 1 else ''})")
+            shown = ", ".join("N" if w is None else str(w) for w in want) + ("," if len(want) == 1 else "")
+            out.append(f"{k} has shape {tuple(t.shape)}, expected ({shown})")
     if "test_labels" in arrays:
         labels = arrays["test_labels"]
         if labels.is_floating_point() or labels.dtype == torch.bool:

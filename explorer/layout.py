@@ -44,10 +44,10 @@ def model_name(path: str | Path) -> str:
 
 
 def list_models(root: str | Path, dataset: str) -> dict[str, Path]:
-    """``{name: path}`` of the model checkpoints in ``<root>/<dataset>/``, sorted by name
-    (sidecars and the ``backbones/`` folder excluded); ``{}`` when the folder does not exist."""
-    folder = Path(root) / dataset
-    return {model_name(p): p for p in sorted(folder.glob(f"*{EXT}")) if not is_sidecar(p) and p.is_file()}
+    """``{name: path}`` of the usable model checkpoints in ``<root>/<dataset>/``, sorted by name
+    (sidecars and the ``backbones/`` folder excluded; entries :func:`scan_models` refuses left out);
+    ``{}`` when the folder does not exist."""
+    return scan_models(root, dataset)[0]
 
 
 def name_problem(name: str) -> str | None:

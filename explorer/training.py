@@ -134,8 +134,8 @@ def read_resume(path: Path, model, optimizers, cfg: TrainConfig, device: torch.d
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises EOFError, RuntimeError, UnpicklingError, ... here
-        raise CheckpointError(f"{path}: unreadable resume file ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'empty'}); "
-                              f"{fix}") from None
+        detail = str(e).splitlines()[0][:120] if str(e) else "empty"
+        raise CheckpointError(f"{path}: unreadable resume file ({type(e).__name__}: {detail}); {fix}") from None
     if not (isinstance(state, dict) and {"model", "optimizers", "epoch", "history"} <= state.keys()
             and isinstance(state["history"], list) and isinstance(state["epoch"], int)):
         raise CheckpointError(f"{path}: not a resume file of this project (keys model, optimizers, epoch, history "

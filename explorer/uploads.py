@@ -73,8 +73,9 @@ def image_from_bytes(data: bytes, image_shape: tuple[int, int, int], content_siz
     Raises:
         UploadError: empty or over ``MAX_BYTES``; not an image Pillow can decode (truncated, a
             decompression bomb in pixels or in text chunks, any decoder error, named); more than
-            ``MAX_SIDE`` pixels on a side or ``MAX_DECODED`` bytes decoded; a mode outside ``MODES``; an animated image; NaN or
-            infinite pixels; every pixel the same brightness (all white, all black, 1 x 1).
+            ``MAX_SIDE`` pixels on a side or ``MAX_DECODED`` bytes decoded; a mode outside
+            ``MODES``; an animated image; NaN or infinite pixels; every pixel the same brightness
+            (all white, all black, 1 x 1).
 
     Memory: the decoded image is reduced to ``WORK_SIDE`` pixels a side (JPEG at decode time with
     ``Image.draft``) before any float array is made; ``bench/upload_memory.py`` measures the peak.

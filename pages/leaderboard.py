@@ -15,7 +15,6 @@ from ui import state
 from ui.catalog import ROOT, checkpoints, model_version
 from ui.common import current_dataset, ensure_navigation
 from ui.export import chart
-from ui.state import escape_md
 
 
 @st.cache_data(show_spinner=False)
@@ -74,13 +73,13 @@ metric = c2.radio("Metric", offered, horizontal=True, key="lb_metric", format_fu
 state.publish("leaderboard", backbone=backbone, metric=metric)
 label = table["label"] if metric == "fd" else metric
 acc = table.get("backbone_info", {}).get("test_accuracy")
-st.markdown(f"**{escape_md(table['label'])}**, n = {table['n']:,} images per set against "
-            f"{escape_md(table['reference'])}; precision/recall with k = {table['prdc_k']} on {table['prdc_n']:,} per "
-            f"side; device {escape_md(table['device'])}; made {escape_md(table['created'])}" +
+st.markdown(f"**{state.escape_md(table['label'])}**, n = {table['n']:,} images per set against "
+            f"{state.escape_md(table['reference'])}; precision/recall with k = {table['prdc_k']} on "
+            f"{table['prdc_n']:,} per side; device {state.escape_md(table['device'])}; made {state.escape_md(table['created'])}" +
             (f"; classifier test accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "") + ".")
 st.code(str(table.get("command", "")), language=None, wrap_lines=True)  # a file's text: shown, never rendered
 if table["backbone"] != "inception":
-    st.info(f"{escape_md(table['label'])} is not FID: its values are comparable only within this table.")
+    st.info(f"{state.escape_md(table['label'])} is not FID: its values are comparable only within this table.")
 stale = stale_rows(dataset, table)
 if stale:
     st.warning(f"Rows of {', '.join(stale)} were measured on an earlier version of the checkpoint (it was retrained "
@@ -195,8 +194,8 @@ else:
     merged = long.merge(pd.concat([ours, best, mse]), on=["model", "set"], how="left")
     merged["source"] = merged["source"].map(PUBLISHED_SOURCES)
     st.caption(f"As published: TF-Inception FIDs on MNIST; `mse` is the per-image squared error on the test set. "
-               f"Ours: the {escape_md(table['label'])} of the table above (for 000's single \"sample\" column, the best of the "
-               f"model's samplers), or our test MSE on the `mse` rows. Two columns on purpose: the protocols differ.")
+               f"Ours: the {state.escape_md(table['label'])} of the table above (for 000's single \"sample\" column, "
+               f"the best of the model's samplers), or our test MSE on the `mse` rows. Two columns on purpose: the protocols differ.")
     show = merged[["model", "set", "as published", "ours", "paper row", "source"]].dropna(axis=1, how="all")
     text = [c for c in ("model", "set", "paper row", "source") if c in show]
     show = show.astype({c: object for c in text}).where(show.notna(), None)

@@ -16,7 +16,6 @@ from torchvision.utils import make_grid
 from explorer.data import dataset_info
 from ui import state
 from ui.catalog import checkpoint_dir, checkpoints
-from ui.state import escape_md
 
 APP_DATASETS = ("mnist", "fashion-mnist")
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP", "identity": "true latent plane (d = 2)"}
@@ -120,11 +119,11 @@ def pick_models(dataset: str, key: str, label: str = "Models", max_default: int 
     """Multiselect over the dataset's usable checkpoints; broken files are reported, not offered."""
     ok, broken = checkpoints(dataset)
     for name, err in broken.items():
-        st.warning(f"Skipping {escape_md(name)}: {escape_md(err)}")
+        st.warning(f"Skipping {state.escape_md(name)}: {state.escape_md(err)}")
     names = sorted(ok)
     if not names:
-        st.info(f"No checkpoints for {dataset} in {escape_md(checkpoint_dir() / dataset)}. Train some with "
-                f"`python train.py --all --dataset {dataset}`.")
+        st.info(f"No checkpoints for {dataset} in {state.escape_md(checkpoint_dir() / dataset)}. Train some "
+                f"with `python train.py --all --dataset {dataset}`.")
         return []
     default = [n for n in preferred if n in ok][:max_default] or names[:1]
     state.restore(f"{key}_{dataset}", "models", state.csv, allowed=names)  # a link's models win over the default
