@@ -10,10 +10,11 @@ from pathlib import Path
 import streamlit as st
 
 from ui import state
-from ui.catalog import warm_default_flows
+from ui.catalog import begin_run, warm_default_flows
 from ui.common import APP_DATASETS, NAV_FLAG, presentation_css, set_torch_threads
 
 FAVICON = str(Path(__file__).resolve().parent / "ui" / "favicon.png")  # a file: a Material icon is fetched from Google
+begin_run()  # the checkpoint folder is listed once per rerun
 threads_error = set_torch_threads()  # one thread by default: measured in bench/particle_flow.py (README)
 params = state.capture()
 state.restore(state.PRESENT, "present", parse=lambda r: r.lower() in ("1", "true", "yes"))

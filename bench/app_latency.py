@@ -50,7 +50,8 @@ def open_sliders(n_models: int) -> AppTest:
     d = ok[MODEL]["config"]["latent_dim"]
     same = sorted(n for n, h in ok.items() if n != MODEL and h["config"].get("latent_dim") == d)[:n_models - 1]
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.query_params.update({"page": "sliders", "dataset": "mnist", "models": ",".join([MODEL, *same])})
+    at.query_params.update({"page": "sliders", "dataset": "mnist", "models": ",".join([MODEL, *same]),
+                            "browser": "0"})  # the server-side sliders (the latent pad: bench/browser_sliders.py)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     shown = [im for im in at.image if any("decode(z)" in c for c in im.captions)]

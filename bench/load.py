@@ -6,7 +6,7 @@ Starts ``streamlit run app.py`` headless on a free 127.0.0.1 port, then for each
 ``websocket-client``, each speaking Streamlit's protobuf messages (``streamlit.proto``: a BackMsg
 ``rerun_script`` out, ForwardMsgs back until ``script_finished``), as a browser tab does:
 
-- Sliders (``models=vae``): each move sets latent slider z1 to a new value and reruns the sliders'
+- Sliders (``models=vae``, the server-side sliders: ``browser=0``): each move sets latent slider z1 to a new value and reruns the sliders'
   fragment (what a browser's slider release sends);
 - Coverage (``models=vae,ar-elbo-iso-i,consistency-vae``): each move flips the sampler radio between the
   prior and GMM-10, a whole-page rerun.
@@ -37,7 +37,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = {"sliders": ("sliders", "dataset=mnist&models=vae", "slider", "z1"),
+PAGES = {"sliders": ("sliders", "dataset=mnist&models=vae&browser=0", "slider", "z1"),
          "coverage": ("coverage", "dataset=mnist&models=vae,ar-elbo-iso-i,consistency-vae", "radio", "Sampler")}
 DONE = (0, 3)  # ScriptFinishedStatus: FINISHED_SUCCESSFULLY, FINISHED_FRAGMENT_RUN_SUCCESSFULLY
 

@@ -1,16 +1,15 @@
 """Coverage: prior (or ex-post) samples against the aggregate posterior (one z ~ q(z|x) per test image)
 or the encoder means, side by side across models."""
-import numpy as np
 import streamlit as st
 
 from ui import state
-from ui.catalog import (REFERENCES, UMAP_PLACEMENT_NOTE, coverage_numbers, covered_points, get_model,
-    placed_approximately, reference_xy, sampler_xy)
-from ui.common import (PROJECTIONS, SAMPLER_LABELS, axes_caption, axis_titles, class_names, columns_for,
-    coverage_markdown, current_dataset, ensure_navigation, pick_models, share_axes_toggle)
+from ui.catalog import (REFERENCES, UMAP_PLACEMENT_NOTE, coverage_numbers, get_model, model_version,
+    placed_approximately)
+from ui.common import (PROJECTIONS, SAMPLER_LABELS, axes_caption, columns_for,
+    coverage_markdown, current_dataset, ensure_navigation, pick_models, presenting, share_axes_toggle)
 from ui.export import chart
+from ui.figures import coverage_map, coverage_ranges
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import is_latent_plane, latent_scatter, mark_selected, panel_ranges
 
 ensure_navigation()
 dataset = current_dataset()
@@ -45,15 +44,14 @@ for name in names:
     model = get_model(dataset, name)
     if model is None:
         continue
-    a = model.arrays
-    proj = projection if f"{projection}_test" in a else "pca"
-    samp = sampler if sampler in model.samplers else "prior"
-    panels.append((name, model, proj, samp, sampler_xy(dataset, name, samp, proj),
-                   reference_xy(dataset, name, reference, proj)))
+    proj = projection if f"{projection}_test" in model.arrays else "pca"
+    panels.append((name, model, proj, sampler if sampler in model.samplers else "prior"))
 
 if not panels:
     st.stop()
-ranges, shared = panel_ranges({name: (p, np.concatenate([ref, xy])) for name, _, p, _, xy, ref in panels}, share)
+versions = {name: model_version(dataset, name) for name, *_ in panels}
+ranges, shared = coverage_ranges(dataset=dataset, panels=tuple((n, p, s) for n, _, p, s in panels), reference=reference,
+                                 share=bool(share), versions=tuple(versions.values()))
 if (note := axes_caption(share, shared)) is not None:
     st.caption(note)
 
@@ -61,18 +59,13 @@ per_row = columns_for(len(panels), int(per_row))
 marked = sticky_selection("coverage", [f"cov_{name}" for name, *_ in panels])  # linked brushing across the maps
 for row in range(0, len(panels), per_row):
     cols = st.columns(per_row)
-    for col, (name, model, proj, samp, xy, ref) in zip(cols, panels[row:row + per_row]):
-        a = model.arrays
+    for col, (name, model, proj, samp) in zip(cols, panels[row:row + per_row]):
         au = model.meta.get("metrics", {}).get("active_units")
-        fig = latent_scatter(ref, a["test_labels"].numpy(), class_names(dataset), xy, sampler=samp,
-                             title=f"{name} (d = {model.latent_dim})", axis_titles=axis_titles(proj),
-                             ranges=ranges[name], equal_aspect=is_latent_plane(proj, model.latent_dim),
-                             points_name="z ~ q(z|x)" if reference == "draw" else "encoder means",
-                             covered=covered_points(dataset, name, samp, reference))
-        mark_selected(fig, ref, marked)
+        fig = coverage_map(dataset=dataset, name=name, projection=proj, sampler=samp, reference=reference,
+                           ranges=ranges[name], marked=tuple(marked), present=presenting(), version=versions[name])
         with col:
             chart(fig, key=f"cov_{name}", filename=f"{dataset}-coverage-{name}-{proj}-{samp}",
-                  on_select="rerun")
+                  on_select="rerun", styled=True)
             if proj != projection:
                 st.caption(f"{PROJECTIONS[projection]} is not available for {name}; showing PCA.")
             if samp != sampler:
@@ -85,7 +78,7 @@ st.caption("Coverage, density (Naeem et al. 2020) and precision, recall (KynkÃ¤Ã
            "codes in the full d-dimensional latent space, not in the 2-D projection. Active units: Burda et al. "
            "(2016), Cov_x(E[z|x]) > 0.01. GMM-100 and the two-stage VAE come from the model's ex-post sidecar "
            "(`python -m explorer.expost`).")
-if any(placed_approximately(m, s, p) for _, m, p, s, _, _ in panels) or (reference == "draw" and any(
-        p == "umap" for _, _, p, _, _, _ in panels)):
+if any(placed_approximately(m, s, p) for _, m, p, s in panels) or (reference == "draw" and any(
+        p == "umap" for _, _, p, _ in panels)):
     st.caption(UMAP_PLACEMENT_NOTE + " The posterior draws are placed the same way.")
 show_selection(dataset, [(n, m) for n, m, *_ in panels], marked, key="coverage")

@@ -9,13 +9,15 @@ import streamlit as st
 import torch
 
 from explorer.interpolation import interpolate
+from explorer.io import CheckpointError
 from explorer.projection import to_plane
 from ui import state
-from ui.catalog import checkpoints, get_model, model_version, safe_dataset_images
+from ui.catalog import checkpoints, get_model, loaded_model, model_version, safe_dataset_images
 from ui.common import (axis_titles, class_names, columns_for, current_dataset, ensure_navigation, presenting,
     shown_scale, to_grid, to_image, to_png)
 from ui.export import chart, gif_bytes, picture
-from ui.plots import is_latent_plane, latent_scatter, pin_points
+from ui.latent_pad import decoder_url, latent_pad, map_data
+from ui.plots import is_latent_plane, latent_scatter, manifold_figure, pin_points, shared_ranges
 
 ensure_navigation()
 
@@ -61,13 +63,19 @@ def start_code() -> np.ndarray:
 def reset_sliders():
     for i, v in enumerate(start_code()):
         st.session_state[prefix + str(i)] = float(np.round(v, 2))
+    st.session_state["_pad_z_version"] = st.session_state.get("_pad_z_version", 0) + 1  # the pad takes this z
 
 
-c1, c2, c3 = st.columns([2, 2, 1])
+c1, c2, c3, c4 = st.columns([2, 2, 1, 2])
 c1.radio("Start from", ["prior mean", "test image"], horizontal=True, key="sliders_start", on_change=reset_sliders)
 c2.number_input(f"Test image index (of the {n_stored:,} stored)", 0, n_stored - 1, "min",  # "min": a link may set it
                 key="sliders_index", on_change=reset_sliders)
 c3.button("Reset sliders", on_click=reset_sliders)
+state.restore("sliders_in_browser", "browser", parse=lambda r: r.lower() not in ("0", "false", "no"))
+st.session_state.setdefault("sliders_in_browser", True)
+c4.toggle("Decode in the browser", key="sliders_in_browser",
+          help="The images follow the mouse while you drag (onnxruntime-web in this browser, served by the app). "
+               "Off: the server decodes, on release.")
 limit = float(max(4, math.ceil(float(np.abs(model.arrays["test_mu"].numpy()).max()))))
 keys = [prefix + str(i) for i in range(d)]
 if keys[0] not in st.session_state:
@@ -122,7 +130,8 @@ def slider_panel():
                       for i in range(d)], dtype=np.float32)
     index = int(st.session_state.get("sliders_index", 0)) if st.session_state.get("sliders_start") == "test image" \
         else None
-    state.publish("sliders", models=[name, *compare], index=index, z=[float(v) for v in z])
+    state.publish("sliders", models=[name, *compare], index=index, z=[float(v) for v in z],
+                  browser=None if st.session_state.get("sliders_in_browser", True) else 0)
     shown = [(name, model)] + [(n, m) for n in compare if (m := get_model(dataset, n)) is not None]
     with right:
         cols = st.columns(columns_for(len(shown), len(shown) if len(compare) >= 2 else min(len(shown), 4)))
@@ -140,7 +149,116 @@ def slider_panel():
     st.session_state["_sliders_panel_ms"] = (time.perf_counter() - t0) * 1000
 
 
-slider_panel()
+def traversal_grid_png(z: np.ndarray, rows: int) -> tuple[bytes, list[str]]:
+    """The classic latent traversal (β-VAE's figure): one row per dimension, the ``rows`` dimensions with
+    the largest variance of the encoder means first (the active-units statistic), columns z_i = -3 ... 3
+    with the other coordinates at z. Cached per model and z."""
+    return _traversal(dataset, name, tuple(float(v) for v in np.round(z, 2)), rows, model_version(dataset, name))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _traversal(dataset: str, name: str, z: tuple, rows: int, version: tuple) -> tuple[bytes, list[str]]:
+    m = loaded_model(dataset, name)
+    var = m.arrays["test_mu"].numpy().var(axis=0)
+    order = np.argsort(-var, kind="stable")[:rows]
+    values = np.linspace(-3, 3, TRAVERSAL_STEPS, dtype=np.float32)
+    codes = np.repeat(np.asarray(z, dtype=np.float32)[None], len(order) * len(values), axis=0)
+    for r, i in enumerate(order):
+        codes[r * len(values):(r + 1) * len(values), i] = values
+    with torch.no_grad():
+        images = m.decode(torch.from_numpy(codes))
+    labels = [f"z{i + 1} (Var {var[i]:.2f})" for i in order]
+    return to_png(to_grid(images, nrow=len(values), scale=shown_scale(2))), labels
+
+
+TRAVERSAL_STEPS = 9
+
+
+@st.fragment
+def pad_panel():
+    """The latent pad (ui/latent_pad.py): decoded in the browser while dragging; this fragment reruns
+    only on release (the link, the traversal grid)."""
+    shown = [(name, model)] + [(n, m) for n in compare if (m := get_model(dataset, n)) is not None]
+    base = ok[name]["config"].get("base_path")  # an LSR-GAN: its frozen VAE decodes the same z beside G(z)
+    base_name = base.rsplit("/", 1)[-1].removesuffix(".safetensors") if base else None
+    if base_name in ok and base_name not in dict(shown) and (bm := get_model(dataset, base_name)) is not None:
+        shown.append((base_name, bm))
+    try:
+        urls = [(n, decoder_url(dataset, n), tuple(m.image_shape)) for n, m in shown]
+    except (CheckpointError, OSError) as e:  # a decoder that cannot be exported: this page decodes on the server
+        st.session_state["_pad_fallback"] = f"no ONNX export: {e}"
+        st.rerun(scope="app")
+    z = np.array([st.session_state[k] for k in keys], dtype=np.float32)
+    wide = len(compare) >= 2 or presenting()
+    title = f"where z is: {name}, {'true plane' if proj == 'identity' else 'PCA'} of encoder means"
+    result = latent_pad(key=f"pad_{dataset}_{name}", models=urls, z=z,
+                        z_version=st.session_state.get("_pad_z_version", 0), limit=limit,
+                        scale=shown_scale(6), per_row=8 if wide else 4,
+                        map_=map_data(dataset, name, proj, MAP_POINTS, tuple(class_names(dataset)), title,
+                                      model_version(dataset, name)))
+    if result.fallback:
+        st.session_state["_pad_fallback"] = str(result.fallback)
+        st.rerun(scope="app")
+    if result.z is not None and len(result.z) == d:
+        released = np.clip(np.asarray(result.z, dtype=np.float32), -limit, limit)
+        if not np.allclose(released, z):
+            for k, v in zip(keys, released):
+                st.session_state[k] = float(np.round(v, 2))
+            z = released
+    index = int(st.session_state.get("sliders_index", 0)) if st.session_state.get("sliders_start") == "test image" \
+        else None
+    state.publish("sliders", models=[name, *compare], index=index, z=[float(v) for v in z],
+                  browser=None if st.session_state.get("sliders_in_browser", True) else 0)
+    if index is not None and (data := safe_dataset_images(dataset)) is not None:  # what the pad started from
+        st.image(to_image(data[0][index], scale=shown_scale(4)), caption=f"test image {index}", output_format="PNG")
+    t1, t2 = st.columns([3, 1])
+    rows = t2.number_input("Rows", 1, d, min(d, 8), key=f"traversal_rows_{dataset}_{name}",
+                           help="Dimensions shown, most active first")
+    png, labels = traversal_grid_png(z, int(rows))
+    t1.markdown(f"**Latent traversal of {state.escape_md(name)}** from the released z: rows {', '.join(labels)}; "
+                f"columns z_i = −3 … 3 ({TRAVERSAL_STEPS} steps), the other coordinates as z.")
+    picture(png, "latent traversal", key="traversal", filename=f"{dataset}-{name}-traversal")
+
+
+MANIFOLD_TILES = 20  # decoded images per side of the d = 2 manifold
+
+
+@st.cache_data(show_spinner="Decoding the manifold ...", max_entries=32)
+def manifold(dataset: str, name: str, version: tuple) -> tuple[bytes, tuple]:
+    """A d = 2 model's decoder on a MANIFOLD_TILES² grid of tile centres over its encoder means' range:
+    (PNG, one pixel per image pixel, top row at the largest z2; ((z1 range), (z2 range)))."""
+    m = loaded_model(dataset, name)
+    (x0, x1), (y0, y1) = ranges = shared_ranges([m.arrays["identity_test"].numpy()])
+    n = MANIFOLD_TILES
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y1 - (np.arange(n) + 0.5) * (y1 - y0) / n
+    codes = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2).astype(np.float32)  # row r: z2 = ys[r]
+    with torch.no_grad():
+        images = m.decode(torch.from_numpy(codes))
+    c, h, w = images.shape[1:]
+    grid = images.reshape(n, n, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, n * h, n * w)
+    return to_png(to_image(grid, 1)), ranges
+
+
+if st.session_state.get("sliders_in_browser", True) and not st.session_state.get("_pad_fallback"):
+    pad_panel()
+else:
+    if st.session_state.get("_pad_fallback") and st.session_state.get("sliders_in_browser", True):
+        st.info("This browser cannot decode here (" + state.escape_md(st.session_state["_pad_fallback"]) +
+                "): the sliders below decode on the server, when you release them.")
+    slider_panel()
+
+if d == 2 and "identity_test" in model.arrays:
+    st.subheader("Decoded manifold")
+    png, ranges = manifold(dataset, name, model_version(dataset, name))
+    a = model.arrays
+    fig = manifold_figure(png, ranges, a["identity_test"].numpy()[:MAP_POINTS], a["test_labels"].numpy()[:MAP_POINTS],
+                          class_names(dataset), title=f"{name}: decoder on a {MANIFOLD_TILES}×{MANIFOLD_TILES} grid of "
+                          "the latent plane, encoder means on top")
+    chart(fig, key="manifold", filename=f"{dataset}-{name}-manifold")
+    st.caption("Each tile is decode(z) at its centre (Kingma & Welling 2014, Fig. 4); the points are 1,000 test "
+               "images' encoder means, coloured by class (click a class in the legend to hide it). In the latent "
+               "pad above, click the plane to decode any point.")
 
 st.divider()
 st.subheader("Interpolation between two test images")
@@ -167,3 +285,4 @@ for method in ("linear", "spherical"):
     st.download_button("GIF", lambda frames=frames: gif_bytes(frames), file_name=f"{stem}.gif", mime="image/gif",
                        key=f"gif_{method}", icon=":material/animation:", on_click="ignore", type="tertiary",
                        help="Download the interpolation as a looping GIF")
+

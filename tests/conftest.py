@@ -17,7 +17,8 @@ os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 # The app shows only an error's type (.streamlit/config.toml); AppTest failures should say everything
 st_config.get_option("client.showErrorDetails")  # parse the config files first, then override for the tests
 st_config.set_option("client.showErrorDetails", "full")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# one torch thread per pytest-xdist worker (two workers share the 2 cores; 2 threads each collapse under load)
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 FAST_TWO_STAGE = TwoStageConfig(hidden=32, depth=1, epochs=2, batch_size=128)
 
 

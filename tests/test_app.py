@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import explorer
+import ui.plots
 from explorer.models import ZOO
 from ui.apptest import as_running_server
 
@@ -27,8 +28,11 @@ def running_server(request):
         yield
 
 
-def open_page(page: str, dataset: str = "mnist") -> AppTest:
+def open_page(page: str, dataset: str = "mnist", in_browser: bool = False) -> AppTest:
+    """A session on ``page``; Sliders with its server-side sliders unless ``in_browser`` (AppTest has
+    no browser to run the latent pad)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["sliders_in_browser"] = in_browser
     at.run()
     at.sidebar.selectbox[0].set_value(dataset)
     at.run()
@@ -60,6 +64,37 @@ def test_moving_a_slider_changes_the_decoded_image():
     assert moved != first  # media URLs are content hashes: different bytes
     z1.set_value(start).run()
     assert decoded() == first  # and the same z decodes to the same bytes
+
+
+def test_sliders_mount_the_latent_pad_with_each_models_decoder_exported_for_the_browser():
+    """By default Sliders is the latent pad (ui/latent_pad.py): every chosen model's decoder is exported to
+    static/onnx/<checkpoint SHA-256>.onnx and named in the pad's data with its image shape; the onnxruntime
+    files it loads are the app's own; a test image's code reaches the pad as a new z version; and the
+    traversal grid is drawn from the released z."""
+    from explorer.io import file_sha256
+    from explorer.onnx_export import check_export
+    from ui.latent_pad import ORT_DIR, STATIC
+
+    at = open_page("pages/sliders.py", in_browser=True)
+    at.selectbox(key="sliders_model_mnist").set_value("vae").run()
+    at.multiselect(key="sliders_compare_mnist_vae").set_value(["ar-elbo-iso-i"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [s for s in at.slider if s.label.startswith("z")]  # no server-side sliders
+    pad = json.loads(at.get("bidi_component")[0].proto.json)
+    assert [m["name"] for m in pad["models"]] == ["vae", "ar-elbo-iso-i"] and pad["d"] == 16
+    for m in pad["models"]:
+        digest = file_sha256(ROOT / "checkpoints" / "mnist" / f"{m['name']}.safetensors")
+        assert m["url"] == f"app/static/onnx/{digest}.onnx" and m["shape"] == [1, 28, 28]
+        check_export(STATIC / "onnx" / f"{digest}.onnx", digest, latent_dim=16)
+    assert (STATIC / pad["ort"].removeprefix("app/static/")).is_file() and (ORT_DIR / "ort-wasm-simd-threaded.wasm").is_file()
+    assert pad["map"]["components"] and len(pad["map"]["mean"]) == 16  # the star is placed in the browser
+    version = pad["z_version"]
+    at.radio(key="sliders_start").set_value("test image").run()
+    at.number_input(key="sliders_index").set_value(7).run()
+    pad = json.loads(at.get("bidi_component")[0].proto.json)
+    model = explorer.load(ROOT / "checkpoints" / "mnist" / "vae.safetensors")
+    assert pad["z_version"] > version and pad["z"] == pytest.approx(model.arrays["test_mu"][7].tolist(), abs=0.006)
+    assert any("latent traversal" in c for im in at.image for c in im.captions)
 
 
 def test_starting_from_a_test_image_sets_the_sliders_to_its_code():
@@ -152,6 +187,32 @@ def test_sliders_render_for_every_shipped_model(dataset):
         assert not at.exception, (name, [e.value for e in at.exception])
         d = len([s for s in at.slider if s.label.startswith("z")])
         assert d == (2 if name.endswith("2d") else 16), name
+
+
+def test_coverage_maps_are_built_once_and_sent_as_typed_arrays(monkeypatch):
+    """Load (issue 16): a Coverage rerun reuses each map from the shared cache instead of rebuilding it
+    (plotly's validation was half the server's time under load), and the maps carry their points as
+    float32 typed arrays with scalar marker styles, not per-point symbol arrays."""
+    import ui.figures
+
+    built = []
+    monkeypatch.setattr(ui.figures, "latent_scatter",
+                        lambda *a, **k: built.append(k["sampler"]) or ui.plots.latent_scatter(*a, **k))
+    ui.figures.coverage_map.clear()
+    at = open_page("pages/coverage.py")
+    at.multiselect(key="coverage_models_mnist").set_value(["vae", "ar-elbo-iso-i"]).run()
+    specs = lambda: [c.proto.spec for c in at.get("plotly_chart")]
+    prior = specs()
+    n = len(built)
+    at.radio(key="coverage_sampler").set_value("gmm-10").run()
+    assert len(built) == n + 2  # two new maps
+    at.radio(key="coverage_sampler").set_value("prior").run()
+    assert not at.exception and len(built) == n + 2 and specs() == prior  # from the cache, unchanged
+    for spec in map(json.loads, prior):
+        classes = [t for t in spec["data"] if str(t.get("legendgroup", "")).startswith("class ")]
+        assert classes and all(t["x"]["dtype"] == "f4" and t["customdata"]["dtype"] == "i4" for t in classes)
+        assert all(isinstance(t["marker"].get("symbol", "circle"), str) for t in classes)
+        assert {t["legendgroup"] for t in classes if t["showlegend"]} == {t["legendgroup"] for t in classes}
 
 
 def test_coverage_is_measured_against_posterior_draws_by_default_and_names_it():

@@ -57,7 +57,9 @@ def test_a_coverage_link_restores_the_view_and_the_url_follows_the_widgets():
 def test_a_sliders_link_restores_the_model_the_test_image_and_the_latent_vector():
     z = [round(0.1 * i - 0.7, 2) for i in range(16)]
     url = dict(page="sliders", dataset="mnist", models="vae,beta-vae", index="7", z=",".join(map(str, z)))
-    at = open_url(**url)
+    pad = json.loads(open_url(**url).get("bidi_component")[0].proto.json)  # decoded in the browser, by default
+    assert np.allclose(pad["z"], z) and [m["name"] for m in pad["models"]] == ["vae", "beta-vae"]
+    at = open_url(**url, browser="0")  # the sliders decoded on the server
     assert at.selectbox(key="sliders_model_mnist").value == "vae"
     assert at.multiselect(key="sliders_compare_mnist_vae").value == ["beta-vae"]
     assert at.number_input(key="sliders_index").value == 7
@@ -87,7 +89,7 @@ def test_bad_url_parameters_are_named_and_ignored():
     warnings = " ".join(w.value for w in at.warning).replace("\\", "")  # as shown: escapes dropped
     assert "models='no-such-model'" in warnings and "vae" in warnings
     assert at.selectbox(key="sliders_model_mnist").value == "vae-2d"  # the default
-    at = open_url(page="sliders", dataset="mnist", models="vae", z="1,2,3")
+    at = open_url(page="sliders", dataset="mnist", models="vae", z="1,2,3", browser="0")
     warnings = " ".join(w.value for w in at.warning).replace("\\", "")  # as shown: escapes dropped
     assert "z='1,2,3'" in warnings and "d = 16" in warnings
     assert at.slider(key="z_mnist_vae_0").value == 0.0
@@ -95,7 +97,7 @@ def test_bad_url_parameters_are_named_and_ignored():
     assert "page='nowhere'" in " ".join(w.value for w in at.warning).replace("\\", "")
 
 
-LINKS = [dict(page="sliders", dataset="mnist", models="vae,beta-vae", index="7"),
+LINKS = [dict(page="sliders", dataset="mnist", models="vae,beta-vae", index="7", browser="0"),
          dict(page="particle_flow", dataset="mnist", models="ldc-vae", index="7"),
          dict(page="coverage", dataset="mnist", models="vae", projection="umap", sampler="gmm-100"),
          dict(page="drift", dataset="mnist", models="vae", projection="umap", images="3,5"),
@@ -159,9 +161,11 @@ def test_presentation_mode_puts_one_model_per_column():
 def test_every_figure_has_a_download_button():
     at = open_url(page="coverage", dataset="mnist", models="vae,beta-vae")
     assert {"dl_cov_vae", "dl_cov_beta-vae"} <= {b.key for b in at.get("download_button")}
-    at = open_url(page="sliders", dataset="mnist", models="vae")
+    at = open_url(page="sliders", dataset="mnist", models="vae", browser="0")
     keys = {b.key for b in at.get("download_button")}
     assert {"dl_sliders_map", "dl_interp_linear", "gif_linear"} <= keys
+    at = open_url(page="sliders", dataset="mnist", models="vae")  # the latent pad: its traversal grid
+    assert {"dl_traversal", "dl_interp_linear"} <= {b.key for b in at.get("download_button")}
 
 
 def _drawing(size=(300, 300)) -> bytes:

@@ -20,7 +20,7 @@ LAYERS = {
     3: ["models", "models.base", "models.vae", "models.ar_elbo", "models.consistency", "models.ldc_vae",
         "models.lsr_gan", "models.ae", "models.rae", "models.wae"],
     4: ["checkpoint"],
-    5: ["classifier", "metrics.backbones", "metrics.protocol", "training"],
+    5: ["classifier", "metrics.backbones", "metrics.protocol", "onnx_export", "training"],
     6: ["evaluate", "adversarial"],
     7: ["expost", "trainers"],
     8: [""],  # the package itself: explorer/__init__.py, the public entry points

@@ -71,9 +71,25 @@ def _scan(listing: tuple) -> tuple[dict, dict]:
     return dict(sorted(ok.items())), dict(sorted(broken.items()))
 
 
+RUN_LISTINGS = "_catalog_listings"  # session-state key: this run's folder listings, dataset -> (ok, broken)
+
+
+def begin_run() -> None:
+    """Start a full rerun's memo of folder listings (``app.py`` calls it before the page runs): the
+    checkpoint folder is then listed once per rerun, not once per :func:`checkpoints` call (a
+    Coverage rerun made ~18 calls, ~15 % of its server time under load: ``bench/load.py``, py-spy).
+    A fragment rerun keeps its page's listing; a page run without ``app.py`` lists on every call."""
+    st.session_state[RUN_LISTINGS] = {}
+
+
 def checkpoints(dataset: str) -> tuple[dict, dict]:
     """``(ok, broken)`` for a dataset: name -> header dict, and name -> error message."""
-    return _scan(_listing_key(dataset))
+    memo = st.session_state.get(RUN_LISTINGS)
+    if memo is None:
+        return _scan(_listing_key(dataset))
+    if dataset not in memo:
+        memo[dataset] = _scan(_listing_key(dataset))
+    return memo[dataset]
 
 
 @st.cache_resource(show_spinner="Loading model ...")
@@ -118,7 +134,7 @@ def get_model(dataset: str, name: str):
     return model
 
 
-def _model(dataset: str, name: str):
+def loaded_model(dataset: str, name: str):
     """The loaded model of a listed checkpoint, without UI (helpers below; pages use :func:`get_model`)."""
     path = checkpoints(dataset)[0][name]["path"]
     return _load(path, _version(path))[0]
@@ -126,7 +142,7 @@ def _model(dataset: str, name: str):
 
 @st.cache_data(show_spinner="Drawing samples ...", max_entries=128)
 def _drawn_codes(dataset: str, name: str, sampler: str, version: tuple) -> np.ndarray:
-    model = _model(dataset, name)
+    model = loaded_model(dataset, name)
     with torch.no_grad():  # the seed and generator of explorer.evaluate.app_arrays and sampler_coverage
         return model.sample(N_CODES, sampler, generator=torch.Generator().manual_seed(0)).cpu().numpy()
 
@@ -135,7 +151,7 @@ def sampler_codes(dataset: str, name: str, sampler: str) -> np.ndarray:
     """``N_CODES`` codes ``(N, d)`` of one of the model's samplers: the ones stored at train time
     when the checkpoint has them (prior, gmm-10, sampler-net), else drawn now (ex-post sidecar
     samplers) with the same seed, and cached."""
-    a = _model(dataset, name).arrays
+    a = loaded_model(dataset, name).arrays
     if sampler in a:
         return a[sampler].numpy()
     return _drawn_codes(dataset, name, sampler, model_version(dataset, name))
@@ -146,7 +162,7 @@ def sampler_xy(dataset: str, name: str, sampler: str, projection: str) -> np.nda
     encoder means (``P_test``): the stored arrays when present (train-time samplers), else placed
     by :func:`explorer.projection.to_plane` (PCA exact, d = 2 as is, UMAP approximately: see
     :func:`placed_approximately`) and cached. None when the model has no such projection."""
-    a = _model(dataset, name).arrays
+    a = loaded_model(dataset, name).arrays
     if f"{projection}_{sampler}" in a:
         return a[f"{projection}_{sampler}"].numpy()
     if f"{projection}_test" not in a:
@@ -161,7 +177,7 @@ def placed_approximately(model, sampler: str, projection: str) -> bool:
 
 @st.cache_data(show_spinner="Placing codes on the map ...", max_entries=128)
 def _placed(dataset: str, name: str, sampler: str, projection: str, version: tuple) -> np.ndarray:
-    return to_plane(_model(dataset, name).arrays, sampler_codes(dataset, name, sampler), projection)
+    return to_plane(loaded_model(dataset, name).arrays, sampler_codes(dataset, name, sampler), projection)
 
 
 UMAP_PLACEMENT_NOTE = ("UMAP's fitted model is not stored, so the codes of samplers fitted after training (GMM-100, "
@@ -192,7 +208,7 @@ def reference_codes(dataset: str, name: str, reference: str) -> np.ndarray:
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
     if reference == "means":
-        return _model(dataset, name).arrays["test_mu"].numpy()
+        return loaded_model(dataset, name).arrays["test_mu"].numpy()
     return _posterior_draws(dataset, name, model_version(dataset, name))
 
 
@@ -200,7 +216,7 @@ def reference_codes(dataset: str, name: str, reference: str) -> np.ndarray:
 def _posterior_draws(dataset: str, name: str, version: tuple) -> np.ndarray:
     from explorer.evaluate import posterior_draws  # lazy: sklearn stays out of app start-up
 
-    model = _model(dataset, name)
+    model = loaded_model(dataset, name)
     x, _ = test_images(dataset, len(model.arrays["test_mu"]))
     return posterior_draws(model, torch.from_numpy(x), seed=0).numpy()
 
@@ -208,7 +224,7 @@ def _posterior_draws(dataset: str, name: str, version: tuple) -> np.ndarray:
 def reference_xy(dataset: str, name: str, reference: str, projection: str) -> np.ndarray:
     """Positions ``(N, 2)`` of :func:`reference_codes` in the model's stored ``projection`` map of
     its encoder means (the means: the map itself; the draws: placed by :func:`explorer.projection.to_plane`)."""
-    a = _model(dataset, name).arrays
+    a = loaded_model(dataset, name).arrays
     if reference == "means":
         return a[f"{projection}_test"].numpy()
     return _placed_draws(dataset, name, projection, model_version(dataset, name))
@@ -216,7 +232,7 @@ def reference_xy(dataset: str, name: str, reference: str, projection: str) -> np
 
 @st.cache_data(show_spinner="Placing z ~ q(z|x) on the map ...", max_entries=64)
 def _placed_draws(dataset: str, name: str, projection: str, version: tuple) -> np.ndarray:
-    return to_plane(_model(dataset, name).arrays, reference_codes(dataset, name, "draw"), projection)
+    return to_plane(loaded_model(dataset, name).arrays, reference_codes(dataset, name, "draw"), projection)
 
 
 def covered_points(dataset: str, name: str, sampler: str, reference: str) -> np.ndarray:
@@ -258,7 +274,7 @@ def _coverage_numbers(dataset: str, name: str, sampler: str, version: tuple) -> 
         return metrics["sampler_coverage"][sampler]
     if sampler == "prior" and "coverage" in metrics:
         return metrics["coverage"]
-    model = _model(dataset, name)
+    model = loaded_model(dataset, name)
     stored = getattr(model.expost, "meta", {}).get("sampler_coverage", {}) if model.expost is not None else {}
     if sampler in stored:
         return stored[sampler]
@@ -280,7 +296,7 @@ def _mode_numbers(dataset: str, name: str, sampler: str, version: tuple) -> dict
     metrics = checkpoints(dataset)[0][name]["meta"].get("metrics", {})
     if sampler in (metrics.get("sampler_modes") or {}):
         return metrics["sampler_modes"][sampler]
-    model = _model(dataset, name)
+    model = loaded_model(dataset, name)
     stored = getattr(model.expost, "meta", {}).get("sampler_modes", {}) if model.expost is not None else {}
     if sampler in stored:
         return stored[sampler]
@@ -301,7 +317,7 @@ def default_flow(dataset: str, name: str, version: tuple) -> Future:
     :data:`DEFAULT_FLOW`, seed 0), started in a background thread the first time it is asked for:
     app.py asks for every LDC-VAE checkpoint when a session starts, so the page finds it done.
     Returns a future of the ``(steps + 1, n_particles, d)`` trajectory."""
-    model = _model(dataset, name)
+    model = loaded_model(dataset, name)
 
     def run() -> np.ndarray:  # the test image is read in the worker too, off the app's start-up
         x, _ = load_dataset(dataset, "test", limit=1)

@@ -29,22 +29,34 @@ def figure_html(fig: go.Figure) -> str:
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
-def chart(fig: go.Figure, key: str, filename: str | None = None, container=None, on_select=None, **kwargs):
-    """``st.plotly_chart`` plus a "download HTML" button; larger fonts in presentation mode.
+def style_for_app(fig: go.Figure, on_select=None, present: bool | None = None) -> go.Figure:
+    """Apply, in place, what :func:`chart` changes for the app: larger fonts and a least height in
+    presentation mode (``present``; default: the session's mode), and box-select dragging when the
+    chart reports selections (``on_select``). Cached, shared figures are built with this once and
+    passed to :func:`chart` with ``styled=True``, which then leaves them untouched."""
+    if presenting() if present is None else present:
+        fig.update_layout(font=dict(size=PRESENT_FONT), title_font=dict(size=PRESENT_FONT + 4),
+                          height=max(fig.layout.height or 450, PRESENT_HEIGHT))
+        fig.update_xaxes(tickfont=dict(size=PRESENT_FONT))
+        fig.update_yaxes(tickfont=dict(size=PRESENT_FONT))
+    if on_select:
+        fig.update_layout(dragmode="select")  # dragging box-selects; zoom and pan stay in the mode bar
+    return fig
+
+
+def chart(fig: go.Figure, key: str, filename: str | None = None, container=None, on_select=None,
+          styled: bool = False, **kwargs):
+    """``st.plotly_chart`` plus a "download HTML" button; larger fonts in presentation mode
+    (:func:`style_for_app`, unless ``styled``: the figure is shared and already styled, and is
+    not modified here).
 
     With ``on_select`` (e.g. ``"rerun"``) the chart reports point, box and lasso selections and
     this returns the selection state; otherwise it returns None.
     """
     c = container if container is not None else st
-    if presenting():
-        fig.update_layout(font=dict(size=PRESENT_FONT), title_font=dict(size=PRESENT_FONT + 4),
-                          height=max(fig.layout.height or 450, PRESENT_HEIGHT))
-        fig.update_xaxes(tickfont=dict(size=PRESENT_FONT))
-        fig.update_yaxes(tickfont=dict(size=PRESENT_FONT))
-    extra = {}
-    if on_select:
-        extra = dict(on_select=on_select, selection_mode=("points", "box", "lasso"))
-        fig.update_layout(dragmode="select")  # dragging box-selects; zoom and pan stay in the mode bar
+    if not styled:
+        style_for_app(fig, on_select)
+    extra = dict(on_select=on_select, selection_mode=("points", "box", "lasso")) if on_select else {}
     event = c.plotly_chart(fig, width="stretch", key=key, **extra, **kwargs)
     c.download_button("HTML", lambda: figure_html(fig), file_name=f"{_slug(filename or key)}.html",
                       mime="text/html", key=f"dl_{key}", icon=":material/download:", on_click="ignore",

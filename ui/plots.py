@@ -1,6 +1,8 @@
 """Plotly figures for the pages. Pure functions of arrays; no Streamlit calls."""
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -20,6 +22,19 @@ def _scatter_type(n_points: int):
     return go.Scatter if n_points <= SVG_MAX_POINTS else go.Scattergl
 
 
+def typed_array(values) -> dict:
+    """A 1-D array as a plotly.js typed-array spec (``{"dtype", "bdata"}``, base64 of little-endian
+    float32 or int32), which plotly.py passes through without validating or converting it again:
+    building and serialising a 4,000-point map costs a fraction of what numpy arrays cost (plotly
+    converts those to this spec on every ``to_dict``), and float32 halves what is sent."""
+    a = np.asarray(values)
+    if a.dtype.kind in "iub":
+        a, dtype = a.astype("<i4"), "i4"
+    else:
+        a, dtype = a.astype("<f4"), "f4"
+    return {"dtype": dtype, "bdata": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")}
+
+
 def class_colour(i: int) -> str:
     return CLASS_COLOURS[int(i) % len(CLASS_COLOURS)]
 
@@ -36,21 +51,22 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
                    covered: np.ndarray | None = None, equal_aspect: bool = False,
                    point_opacity: float = 0.8) -> go.Figure:
     """Encoder codes ``(N, 2)`` (means, or posterior draws: ``points_name``, the legend's title), one
-    trace per class in a categorical palette with the dataset's class names (click a legend entry
+    legend group per class in a categorical palette with the dataset's class names (click a legend entry
     to hide the class, double-click to isolate it), with sampler codes ``(M, 2)`` overlaid as dark
     crosses. With ``covered`` ``(N,)`` bool, the points a sampler code covers are filled and the
     others drawn as faint open circles, so the map shows the coverage number. ``equal_aspect``
     locks the y scale to the x scale (the true latent plane, d = 2: :func:`is_latent_plane`). SVG up to
     :data:`SVG_MAX_POINTS` points, WebGL above.
 
-    Every class trace carries its points' test-image indices as ``customdata``, so a plotly
+    A class's covered and uncovered points are two traces of its legend group, with scalar marker
+    properties (cheap to build on every rerun). Every class trace carries its points' test-image indices as ``customdata``, so a plotly
     selection (``ui.inspect.selected_indices``) names the images.
     """
     labels = np.asarray(labels)
     scatter = _scatter_type(len(test_xy) + (0 if sampler_xy is None else len(sampler_xy)))
     fig = go.Figure()
     if sampler_xy is not None:
-        fig.add_trace(scatter(x=sampler_xy[:, 0], y=sampler_xy[:, 1], mode="markers",
+        fig.add_trace(scatter(x=typed_array(sampler_xy[:, 0]), y=typed_array(sampler_xy[:, 1]), mode="markers",
                               name=SAMPLER_NAMES.get(sampler, sampler), legendrank=1,
                               marker=dict(size=5, color=SAMPLER_COLOUR, symbol="x-thin",
                                           line=dict(width=1, color=SAMPLER_COLOUR)), hoverinfo="skip"))
@@ -59,29 +75,36 @@ def latent_scatter(test_xy: np.ndarray, labels: np.ndarray, class_names, sampler
         points_name += " (filled: covered by the samples)"
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        if covered is not None:  # covered points first: the legend draws a class with its first point's marker
-            idx = idx[np.argsort(~covered[idx], kind="stable")]
         name = class_names[c] if c < len(class_names) else str(c)
-        marker = dict(size=5, color=class_colour(c), opacity=point_opacity)
-        text = np.full(len(idx), name, dtype=object)
+        # covered and uncovered points are two traces of one legend group (a legend click hides the class),
+        # each with scalar marker properties: per-point symbol arrays cost plotly ~50 ms of validation per map
+        # and rerun, the largest share of the Coverage page's server time under load (bench/load.py, py-spy)
+        parts = [(idx, dict(size=5, opacity=point_opacity), name)]
         if covered is not None:
             cov = covered[idx]
-            marker.update(symbol=np.where(cov, "circle", "circle-open"), opacity=np.where(cov, 0.85, 0.35),
-                          size=np.where(cov, 5, 6))
-            text = np.where(cov, f"{name} (covered)", f"{name} (not covered)")
-        fig.add_trace(scatter(x=test_xy[idx, 0], y=test_xy[idx, 1], mode="markers", name=name, marker=marker,
-                              text=text, customdata=idx, legendrank=2 + int(c),
-                              hovertemplate="%{text}<extra>test image %{customdata}</extra>"))
+            parts = [(idx[cov], dict(size=5, opacity=0.85), f"{name} (covered)"),
+                     (idx[~cov], dict(size=6, symbol="circle-open", opacity=0.35), f"{name} (not covered)")]
+        shown = False  # the legend draws a class with its first non-empty part's marker (covered ones first)
+        for part, marker, text in parts:
+            if not len(part):
+                continue
+            fig.add_trace(scatter(x=typed_array(test_xy[part, 0]), y=typed_array(test_xy[part, 1]), mode="markers",
+                                  name=name,
+                                  marker=dict(color=class_colour(c), **marker), legendgroup=f"class {int(c)}",
+                                  showlegend=not shown, customdata=typed_array(part), legendrank=2 + int(c), text=text,
+                                  hovertemplate="%{text}<extra>test image %{customdata}</extra>"))
+            shown = True
     # the legend (up to 10 classes and the samplers, a few per row) sits in a bottom band of its own, below the
     # x-axis title, anchored to the figure rather than the plot area so that no text overlaps at any width
-    entries = len(fig.data)
-    band = 26 + 17 * -(-entries // 2)  # the legend's title and two entries per row, the narrowest column's fit
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    band = 30 + 20 * -(-entries // 2)  # the legend's title and two 20-px entries per row (measured in Chromium)
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height + band,
                       margin=dict(l=10, r=30, t=40, b=band + 10),
                       modebar=dict(orientation="v"),  # on the right edge, clear of the title and legend
                       legend=dict(orientation="h", x=0, y=0, xanchor="left", yanchor="bottom", yref="container",
                                   font=dict(size=10), title=dict(text=points_name, side="top"),
-                                  itemsizing="constant", entrywidth=LEGEND_ENTRY, entrywidthmode="fraction"),
+                                  itemsizing="constant", entrywidth=LEGEND_ENTRY, entrywidthmode="fraction",
+                                  traceorder="normal"),  # a class is a legend group, laid out as one entry
                       xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
     if ranges is not None:
         fig.update_xaxes(range=ranges[0])
@@ -184,6 +207,21 @@ def particle_flow_figure(frames_xy: np.ndarray, background_xy: np.ndarray, targe
                       font=dict(color="rgba(0,0,0,0)"),  # one tick label per step would overlap: the current one shows
                       currentvalue=dict(prefix="SVGD step ", font=dict(color="#444")))],
     )
+    return fig
+
+
+def manifold_figure(png: bytes, ranges: tuple, test_xy: np.ndarray, labels: np.ndarray, class_names,
+                    title: str = "", height: int = 560) -> go.Figure:
+    """A d = 2 model's decoded manifold (Kingma & Welling 2014, Fig. 4): ``png``, a grid of decoded
+    images tiling the latent plane over ``ranges`` ((x0, x1), (y0, y1)), top row at the largest z2,
+    drawn under the encoder means ``test_xy (N, 2)`` coloured by class, in latent units, equal aspect."""
+    fig = latent_scatter(test_xy, labels, class_names, title=title, axis_titles=("z1", "z2"), ranges=ranges,
+                         height=height, equal_aspect=True, point_opacity=0.55)
+    (x0, x1), (y0, y1) = ranges
+    fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(png).decode("ascii"), xref="x", yref="y",
+                         x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below", opacity=1.0)
+    fig.update_xaxes(showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(showgrid=False, zeroline=False, constrain="domain")
     return fig
 
 
