@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
@@ -37,6 +34,7 @@ from selenium.webdriver.common.keys import Keys
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.onnx_export import decoder_export  # noqa: E402
+from app_server import app_server  # noqa: E402
 CASES = [("vae", ["vae"]), ("vae", ["vae", "ar-elbo-iso-i", "consistency-vae", "beta-vae"]), ("vae-2d", ["vae-2d"])]
 
 DRAG = """
@@ -75,12 +73,6 @@ const obs = new MutationObserver(() => {
 });
 obs.observe(document.querySelector('[data-testid="stMain"]'), {subtree: true, childList: true, attributes: true});
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chromium():
@@ -155,48 +147,33 @@ def main() -> None:
         t = time.perf_counter()
         decoder_export(ROOT / "checkpoints" / "mnist" / f"{name}.safetensors", ROOT / "static" / "onnx")
         exports[name] = time.perf_counter() - t
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
-                               f"--server.port={port}", "--server.address=127.0.0.1",
-                               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     driver = None
-    try:
-        for _ in range(180):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        base = f"http://127.0.0.1:{port}"
-        driver = chromium()
-        pad_case(driver, base, ["vae"], 5)  # warm the server's caches and the browser's
-        print(f"{os.cpu_count()} CPUs; exports (cached afterwards, s): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in exports.items()))
-        print("| path | model(s) | d | steps | input → drawn median (ms) | p95 (ms) | input → next frame median (ms) "
-              "| first load (s) |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
-        for main_model, models in CASES:
-            d = 2 if main_model.endswith("2d") else 16
-            label = f"{len(models)}: {', '.join(models)}"
-            r = pad_case(driver, base, models, args.steps)
-            med, p95 = quantiles(r["times"])
-            fmed, _ = quantiles(r["frames"])
-            print(f"| browser (latent pad) | {label} | {d} | {len(r['times'])} | {med:.1f} | {p95:.1f} | {fmed:.1f} "
-                  f"| {r['first_wall']:.2f} |", flush=True)
-            s = server_case(driver, base, models, args.server_steps)
-            smed, sp95 = quantiles(s["times"])
-            print(f"| server (st.slider) | {label} | {d} | {len(s['times'])} | {smed:.1f} | {sp95:.1f} | – "
-                  f"| {s['first_wall']:.2f} |", flush=True)
-            print(f"|  | ratio server / browser (median) | | | {smed / med:.0f}× | | | |", flush=True)
-    finally:
-        if driver is not None:
-            driver.quit()
-        server.terminate()
+    with app_server() as (_, port):
         try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            base = f"http://127.0.0.1:{port}"
+            driver = chromium()
+            pad_case(driver, base, ["vae"], 5)  # warm the server's caches and the browser's
+            print(f"{os.cpu_count()} CPUs; exports (cached afterwards, s): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in exports.items()))
+            print("| path | model(s) | d | steps | input → drawn median (ms) | p95 (ms) | input → next frame median (ms) "
+                  "| first load (s) |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|")
+            for main_model, models in CASES:
+                d = 2 if main_model.endswith("2d") else 16
+                label = f"{len(models)}: {', '.join(models)}"
+                r = pad_case(driver, base, models, args.steps)
+                med, p95 = quantiles(r["times"])
+                fmed, _ = quantiles(r["frames"])
+                print(f"| browser (latent pad) | {label} | {d} | {len(r['times'])} | {med:.1f} | {p95:.1f} | {fmed:.1f} "
+                      f"| {r['first_wall']:.2f} |", flush=True)
+                s = server_case(driver, base, models, args.server_steps)
+                smed, sp95 = quantiles(s["times"])
+                print(f"| server (st.slider) | {label} | {d} | {len(s['times'])} | {smed:.1f} | {sp95:.1f} | – "
+                      f"| {s['first_wall']:.2f} |", flush=True)
+                print(f"|  | ratio server / browser (median) | | | {smed / med:.0f}× | | | |", flush=True)
+        finally:
+            if driver is not None:
+                driver.quit()
 
 
 if __name__ == "__main__":

@@ -22,13 +22,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import websocket
@@ -36,16 +32,12 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+from app_server import app_server
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"sliders": ("sliders", "dataset=mnist&models=vae&browser=0", "slider", "z1"),
          "coverage": ("coverage", "dataset=mnist&models=vae,ar-elbo-iso-i,consistency-vae", "radio", "Sampler")}
 DONE = (0, 3)  # ScriptFinishedStatus: FINISHED_SUCCESSFULLY, FINISHED_FRAGMENT_RUN_SUCCESSFULLY
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -142,18 +134,7 @@ def main() -> None:
     args = p.parse_args()
     if any(n < 1 or n > 200 for n in args.sessions) or args.moves < 1:
         p.error(f"--sessions must be in 1..200 and --moves >= 1, got {args.sessions} and {args.moves}")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
-                               f"--server.port={port}", "--server.address=127.0.0.1",
-                               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(180):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
+    with app_server() as (server, port):
         print(f"server pid {server.pid}, {os.cpu_count()} CPUs, LATENT_EXPLORER_THREADS="
               f"{os.environ.get('LATENT_EXPLORER_THREADS', 'default')}; start RSS {memory_mb(server.pid)[0]:.0f} MB")
         print("| page | sessions | reruns | median (s) | p95 (s) | reruns/s | first load median (s) | RSS after (MB) "
@@ -166,12 +147,6 @@ def main() -> None:
                 err = f"{len(r['errors'])}: {r['errors'][0][:60]}" if r["errors"] else "0"
                 print(f"| {page} | {n} | {r['reruns']} | {r['median']:.3f} | {r['p95']:.3f} | {r['rate']:.1f} | "
                       f"{r['cold']:.2f} | {rss:.0f} | {hwm:.0f} | {err} |", flush=True)
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 if __name__ == "__main__":

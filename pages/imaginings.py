@@ -52,6 +52,11 @@ if measured[default] < float("inf"):
     st.caption(f"Opened at λ = {lam_of[default]:g}, the λ whose G(z), z ~ N(0, I), scores the lowest classifier "
                f"Fréchet distance here (" + ", ".join(f"λ = {lam_of[n]:g}: {measured[n]:.1f}" for n in gans
                                                      if measured[n] < float('inf')) + ").")
+if measured[name] > 5 * measured[default]:  # e.g. a literal λ = 1 against the sharp AR-ELBO base
+    st.caption(f"λ = {lam_of[name]:g} is the far end of the λ ablation, not a usable generator: its G(z) scores "
+               f"{measured[name]:.0f} against {measured[default]:.0f}. Against this sharp base the latent term "
+               "outweighs the adversarial one by orders of magnitude, the discriminator rejects every G(z), and G "
+               "draws speckle (docs/readings.md, LSR-GAN readings 6-7).")
 model = get_model(dataset, name)
 if model is None:
     st.stop()

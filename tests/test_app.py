@@ -169,9 +169,10 @@ def test_sidecars_are_not_listed_as_models_and_a_stale_one_warns(tmp_path, monke
         return [c for c in at.get("plotly_chart") if c.key.startswith(prefix)]
 
     assert len(charts("sampler_")) == 4 + 2  # vae: prior, gmm-10, gmm-100, two-stage; ar-elbo-iso-i: prior, gmm-10
-    # class histograms: the retrained vae stores its numbers (sidecar: gmm-100, two-stage); this folder has no
-    # classifier to compute ar-elbo-iso-i's on demand, so it gets none
-    assert [c.key for c in charts("hist_")] == [f"hist_vae_{s}" for s in ("prior", "gmm-10", "gmm-100", "two-stage")]
+    # class histograms: both retrained checkpoints store their numbers (vae's sidecar: gmm-100, two-stage); the
+    # refused sidecar's samplers get none (this folder has no classifier to compute them on demand)
+    assert [c.key for c in charts("hist_")] == [f"hist_vae_{s}" for s in ("prior", "gmm-10", "gmm-100", "two-stage")] \
+        + [f"hist_ar-elbo-iso-i_{s}" for s in ("prior", "gmm-10")]
     at.radio(key="sampler_projection").set_value("umap").run()  # ex-post codes placed in the stored UMAP embedding
     assert not at.exception and len(charts("sampler_")) == 6
     assert any("15 nearest encoder means" in c.value for c in at.caption)
