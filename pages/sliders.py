@@ -113,6 +113,16 @@ def decoded(m, z: np.ndarray) -> np.ndarray:
         return to_image(m.decode(torch.from_numpy(z)[None])[0], scale=shown_scale(8))
 
 
+def publish_view(z: np.ndarray) -> int | None:
+    """Write this view (models, test image, z, decoding path) to the URL; returns the test-image index
+    the view starts from, or None when it starts from the prior mean."""
+    index = int(st.session_state.get("sliders_index", 0)) if st.session_state.get("sliders_start") == "test image" \
+        else None
+    state.publish("sliders", models=[name, *compare], index=index, z=[float(v) for v in z],
+                  browser=None if st.session_state.get("sliders_in_browser", True) else 0)
+    return index
+
+
 @st.fragment
 def slider_panel():
     """Sliders, decoded images and the live point; a slider move reruns only this fragment.
@@ -128,10 +138,7 @@ def slider_panel():
         cols = st.columns(per_row)
         z = np.array([cols[i % per_row].slider(f"z{i + 1}", -limit, limit, step=0.01, key=keys[i])
                       for i in range(d)], dtype=np.float32)
-    index = int(st.session_state.get("sliders_index", 0)) if st.session_state.get("sliders_start") == "test image" \
-        else None
-    state.publish("sliders", models=[name, *compare], index=index, z=[float(v) for v in z],
-                  browser=None if st.session_state.get("sliders_in_browser", True) else 0)
+    index = publish_view(z)
     shown = [(name, model)] + [(n, m) for n in compare if (m := get_model(dataset, n)) is not None]
     with right:
         cols = st.columns(columns_for(len(shown), len(shown) if len(compare) >= 2 else min(len(shown), 4)))
@@ -205,10 +212,7 @@ def pad_panel():
             for k, v in zip(keys, released):
                 st.session_state[k] = float(np.round(v, 2))
             z = released
-    index = int(st.session_state.get("sliders_index", 0)) if st.session_state.get("sliders_start") == "test image" \
-        else None
-    state.publish("sliders", models=[name, *compare], index=index, z=[float(v) for v in z],
-                  browser=None if st.session_state.get("sliders_in_browser", True) else 0)
+    index = publish_view(z)
     if index is not None and (data := safe_dataset_images(dataset)) is not None:  # what the pad started from
         st.image(to_image(data[0][index], scale=shown_scale(4)), caption=f"test image {index}", output_format="PNG")
     t1, t2 = st.columns([3, 1])
