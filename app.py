@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui import state
 from ui.catalog import begin_run, warm_default_flows
-from ui.common import APP_DATASETS, NAV_FLAG, presentation_css, set_torch_threads
+from ui.common import APP_DATASETS, NAV_FLAG, app_datasets, presentation_css, set_torch_threads
 
 FAVICON = str(Path(__file__).resolve().parent / "ui" / "favicon.png")  # a file: a Material icon is fetched from Google
 begin_run()  # the checkpoint folder is listed once per rerun
@@ -35,8 +35,9 @@ PAGES = [
 ]
 
 with st.sidebar:
-    state.restore("dataset", "dataset", allowed=APP_DATASETS)
-    st.selectbox("Dataset", APP_DATASETS, key="dataset")
+    datasets = app_datasets()
+    state.restore("dataset", "dataset", allowed=datasets)
+    st.selectbox("Dataset", datasets, key="dataset")
     st.toggle("Presentation mode", key=state.PRESENT,
               help="Wide layout, larger fonts, sidebar collapsed on load, one model per column. "
                    "Add present=1 to a link to open it this way.")

@@ -4,6 +4,7 @@
     python train.py --model ar-elbo --variance iso-d --dataset fashion-mnist
     python train.py --model lsr-gan --dataset mnist --vae checkpoints/mnist/ar-elbo-iso-i.safetensors --lambda 1
     python train.py --all --dataset mnist            # the whole zoo for a dataset
+    torchrun --nproc_per_node 2 train.py --model vae --dataset mnist   # DDP, see README "Scaling out"
 
 Writes ``OUT/<dataset>/<name>.safetensors`` (see explorer/checkpoint.py). This script only
 parses arguments and calls the library.
@@ -23,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from explorer import training
+from explorer import distributed, training
 from explorer.checkpoint import CheckpointError, load, save
 from explorer.classifier import Classifier, ClassifierConfig, save_classifier
 from explorer.compute import resolve_device
-from explorer.data import DATASETS, dataset_info, load_dataset
+from explorer.data import DATASETS, DatasetNotAvailable, dataset_info, load_dataset, set_data_root
 from explorer.evaluate import app_arrays, epoch_monitor, evaluate, fit_gmm
 from explorer.io import check_writable_folder, versions
 from explorer.layout import classifier_path, model_path, name_problem, resume_path, sidecar_path
@@ -98,6 +99,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its resume file")
     p.add_argument("--no-umap", action="store_true", help="skip the UMAP projection (faster smoke runs)")
     p.add_argument("--out", type=Path, default=Path("checkpoints"))
+    p.add_argument("--data-root", type=Path,
+                   help="cifar10/celeba: the folder holding cifar-10-batches-py/ or celeba/ (torchvision's layout; "
+                        "default $LATENT_EXPLORER_DATA, else ~/.cache/latent-explorer)")
+    p.add_argument("--download", action="store_true",
+                   help="cifar10/celeba: let torchvision download a missing dataset into the data root (off: nothing "
+                        "is downloaded)")
     args = p.parse_args(argv)
     args.command = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     return args
@@ -115,9 +122,34 @@ def git_commit() -> str:
 
 
 def device_description(device: torch.device) -> str:
+    world = distributed.world_size()
+    ranks = f" x {world} ranks (torchrun, {distributed.backend_for(device)})" if world > 1 else ""
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return f"cuda ({torch.cuda.get_device_name(device)}){ranks}"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads){ranks}"
+
+
+def say(*args, **kwargs) -> None:
+    """print on rank 0 only (every rank of a torchrun job runs this script)."""
+    if distributed.rank() == 0:
+        print(*args, **kwargs)
+
+
+def prepare_files(name: str, out: Path, resume: Path, resume_wanted: bool, *extra: Path) -> bool:
+    """Rank 0 clears what a fresh run must not see (the resume file without --resume, temp files of
+    an interrupted write) and decides whether there is anything to do; every rank gets the answer
+    (False: ``out`` is complete and there is nothing to resume)."""
+    go = True
+    if distributed.rank() == 0:
+        if resume_wanted and out.is_file() and not resume.is_file():
+            print(f"[{name}] {out} is complete; nothing to resume")
+            go = False
+        else:
+            if not resume_wanted:
+                resume.unlink(missing_ok=True)
+            for tmp in remove_stale_temp_files(out, resume, *extra):
+                print(f"[{name}] removed {tmp}, left by an interrupted write")
+    return distributed.broadcast_object(go)
 
 
 def run_meta(args: argparse.Namespace, name: str, family: str, device: torch.device, started: str, t0: float,
@@ -139,21 +171,20 @@ def run_classifier(args: argparse.Namespace) -> dict:
     info = dataset_info(args.dataset)
     out = classifier_path(args.dataset, args.out)
     resume = resume_path(out)
-    if not args.resume:
-        resume.unlink(missing_ok=True)
-    for tmp in remove_stale_temp_files(out, resume):
-        print(f"[classifier] removed {tmp}, left by an interrupted write")
-    device = resolve_device(args.device)
+    prepare_files("classifier", out, resume, args.resume)  # a complete classifier is retrained, as before
+    device = args.device_resolved
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
                        limit=args.limit)
     torch.manual_seed(args.seed)
     model = Classifier(ClassifierConfig(image_shape=info.shape, n_classes=len(info.classes)))
     images, labels = load_dataset(args.dataset, "train", limit=args.limit)
-    print(f"[classifier] {model.config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
+    say(f"[classifier] {model.config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
     t0, started = time.time(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     history = training.train(model, (images, labels), tcfg, device=device, resume_path=resume,
                              log=lambda s: print(f"[classifier] {s}", flush=True))
     train_seconds = time.time() - t0
+    if distributed.rank() != 0:  # rank 0 measures and writes
+        return {}
     x_test, y_test = load_dataset(args.dataset, "test")
     metrics = {"test_accuracy": model.accuracy(x_test, y_test), "n_test": len(x_test)}
     meta = run_meta(args, "classifier", "classifier", device, started, t0, train_seconds, tcfg, history, metrics)
@@ -183,14 +214,9 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     name = name or args.name or config.default_name()
     out = model_path(args.out, args.dataset, name)
     resume = resume_path(out)
-    if args.resume and out.is_file() and not resume.is_file():
-        print(f"[{name}] {out} is complete; nothing to resume")
+    if not prepare_files(name, out, resume, args.resume, sidecar_path(out)):
         return None
-    if not args.resume:
-        resume.unlink(missing_ok=True)
-    for tmp in remove_stale_temp_files(out, resume, sidecar_path(out)):
-        print(f"[{name}] removed {tmp}, left by an interrupted write")
-    device = resolve_device(args.device)
+    device = args.device_resolved
     trainer = trainer_for(cls)
     torch.manual_seed(args.seed)
     model = cls.from_config(config, path=out, load=load)
@@ -199,13 +225,18 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
                        monitor=model.monitor_key)
     images, _ = load_dataset(args.dataset, "train", limit=args.limit)
     model.check_schedule(math.ceil(len(images) / tcfg.batch_size) * tcfg.epochs)  # the steps every run makes
-    print(f"[{name}] {family} {config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
+    say(f"[{name}] {family} {config.to_dict()} on {args.dataset} ({len(images)} images), {device_description(device)}")
     t0 = time.time()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    monitor = epoch_monitor(args.dataset, device=device, checkpoints=classifier_root(args), limit=args.limit)
+    if distributed.rank() == 0:
+        monitor = epoch_monitor(args.dataset, device=device, checkpoints=classifier_root(args), limit=args.limit)
+    else:  # only rank 0 measures (explorer.training.fit sends its values to the others)
+        monitor = _no_monitor
     history = trainer.fit(model, images, tcfg, device=device, resume_path=resume, monitor=monitor,
                           log=lambda s: print(f"[{name}] {s}", flush=True))
     train_seconds = time.time() - t0
+    if distributed.rank() != 0:  # rank 0 evaluates and writes the checkpoint
+        return None
     fit_gmm(model, args.dataset, limit=args.limit, seed=args.seed, device=device)
     metrics = evaluate(model, args.dataset, name=name, device=device, seed=args.seed)
     arrays = app_arrays(model, args.dataset, seed=args.seed, device=device, umap=not args.no_umap)
@@ -220,6 +251,10 @@ def run_one(family: str, overrides: dict, args: argparse.Namespace, name: str | 
     return metrics
 
 
+def _no_monitor(model) -> dict:
+    return {}
+
+
 RUN_BYTES = 64 * 2**20  # free space a run needs in --out: checkpoint (~3 MB), resume file, temp copies, sidecar
 
 
@@ -227,13 +262,14 @@ def check_args(args: argparse.Namespace) -> str | None:
     """Why these arguments cannot run, in one line, or None: a model name that is not a safe slug
     (explorer.layout.NAME_PATTERN), numbers out of range (TrainConfig's checks: epochs, batch size,
     learning rate, tolerance, seed in [0, 2**32), limit), a latent size the checkpoint header
-    would refuse (explorer.schema.MAX_LATENT_DIM), or an
-    --out folder that cannot be written or lacks space."""
+    would refuse (explorer.schema.MAX_LATENT_DIM), a global batch that does not split over
+    torchrun's ranks, or an --out folder that cannot be written or lacks space."""
     if args.name is not None and (problem := name_problem(args.name)):
         return f"--name: {problem}"
     try:
-        TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
-                    limit=args.limit, max_epochs=args.max_epochs, tol=args.tol)
+        tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
+                           limit=args.limit, max_epochs=args.max_epochs, tol=args.tol)
+        training.check_world(tcfg, distributed.env_context().world_size)
         if args.latent_dim is not None and not 1 <= args.latent_dim <= MAX_LATENT_DIM:
             raise ValueError(f"latent_dim must be in 1..{MAX_LATENT_DIM}, got {args.latent_dim}")
         check_writable_folder(Path(args.out) / args.dataset, RUN_BYTES)
@@ -263,10 +299,25 @@ def main(argv=None) -> int:
     if problem := check_args(args):  # everything that can be checked is checked before any work
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    set_data_root(args.data_root, download=args.download)
+    try:  # under torchrun: join the process group (gloo on CPU, nccl on CUDA)
+        _, args.device_resolved = distributed.init(resolve_device(args.device))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return run_jobs(args, jobs)
+    finally:
+        distributed.shutdown()
+
+
+def run_jobs(args: argparse.Namespace, jobs: list) -> int:
+    """Train ``jobs`` (family, overrides, name) in turn; the exit status. Under torchrun a
+    diverged run ends the job at once (the ranks could no longer agree on what runs next)."""
     if args.model in OTHER_MODELS:
         try:
             OTHER_MODELS[args.model](args)
-        except (ValueError, CheckpointError, TrainingDiverged) as e:
+        except (ValueError, CheckpointError, TrainingDiverged, DatasetNotAvailable) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         return 0
@@ -277,7 +328,9 @@ def main(argv=None) -> int:
         except TrainingDiverged as e:  # keep going through the zoo; report at the end
             print(f"error: {name or family}: training diverged: {e}", file=sys.stderr)
             failed.append(name or family)
-        except (ValueError, CheckpointError) as e:
+            if distributed.world_size() > 1:
+                return 1
+        except (ValueError, CheckpointError, DatasetNotAvailable) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     if failed:

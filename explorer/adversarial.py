@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from .training import TrainConfig, TrainingDiverged, fit
+from .training import TrainConfig, TrainingDiverged, ddp_modules, fit
 
 BETAS = (0.5, 0.999)  # 004 App. D
 
@@ -87,9 +87,14 @@ def train_adversarial(model, images: torch.Tensor, cfg: TrainConfig, device: tor
     history entries hold the epoch, the epoch mean of every term of :func:`adversarial_step`,
     the monitor's values, images/s and seconds; resume and the convergence rule as there.
 
+    Under torchrun the generator (``model.decoder``) and the discriminator are each wrapped in
+    DistributedDataParallel (:func:`explorer.training.ddp_modules`): each rank draws its own z
+    for its share of the batch, and each optimiser steps on gradients averaged over ranks.
+
     Raises:
         TrainingDiverged: a non-finite loss, naming the epoch and step; the resume file keeps
             the last good epoch.
     """
     return fit(model, images, cfg, make_optimizers=make_optimizers, step=adversarial_step, device=device,
-               resume_path=resume_path, log=log, progress=progress, monitor=monitor)
+               resume_path=resume_path, log=log, progress=progress, monitor=monitor,
+               distribute=ddp_modules("decoder", "discriminator"))

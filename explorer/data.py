@@ -13,9 +13,15 @@ Sources (no network is used for MNIST and Fashion-MNIST):
   official 10k test set.
 - ``fashion-mnist``: IDX files installed by the Debian package ``dataset-fashion-mnist``
   under ``/usr/share/datasets/fashion-mnist/`` (60k/10k).
-- ``cifar10`` and ``celeba`` (64x64, 140 px centre crop as in AR-ELBO App. J.2): through
-  torchvision, from ``$LATENT_EXPLORER_DATA`` (default ``~/.cache/latent-explorer``),
-  downloading only where the network allows it.
+- ``cifar10`` (32x32 colour, 50k/10k) and ``celeba`` (64x64 colour: the aligned images with
+  AR-ELBO App. J.2's 140-px centre crop, resized to 64; train = partition 0, test = partition 2
+  of ``list_eval_partition.txt``): from a local folder, the data root (:func:`set_data_root`,
+  ``train.py --data-root``, else ``$LATENT_EXPLORER_DATA``, else ``~/.cache/latent-explorer``), in
+  torchvision's layout: ``ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch}`` and
+  ``ROOT/celeba/{img_align_celeba/*.jpg,list_eval_partition.txt}``. Nothing is downloaded
+  unless the data root was set with ``download=True`` (``--download``), which hands the folder
+  to torchvision's downloader first. Neither has class labels that the project uses for CelebA
+  (its labels are 0).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
 SPLITS = ("train", "test")
 FASHION_MNIST_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -56,16 +63,17 @@ class DatasetInfo:
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds NumPy arrays and tuples: the MNIST pickle needs no more."""
+    """Unpickler that only rebuilds NumPy arrays and plain containers: the MNIST pickle and the
+    CIFAR-10 python batches need no more (``_codecs.encode`` is how Python 3 pickles bytes at protocol 2)."""
 
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"mnist.pkl.gz refers to {module}.{name}, which is not a NumPy array type")
+            raise pickle.UnpicklingError(f"the pickle refers to {module}.{name}, which is not a NumPy array type")
         return super().find_class(module, name)
 
 
@@ -119,37 +127,96 @@ def _load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     return x, _read_idx(lbl_path).astype(np.int64)
 
 
-def _torchvision_root() -> Path:
+_ROOT: dict = {"path": None, "download": False}
+
+
+def set_data_root(path: str | Path | None, download: bool = False) -> None:
+    """Where ``cifar10`` and ``celeba`` are read from (None: ``$LATENT_EXPLORER_DATA``, else
+    ``~/.cache/latent-explorer``), and whether a missing dataset may be downloaded into it by
+    torchvision. Clears the in-memory cache."""
+    _ROOT.update(path=None if path is None else Path(path), download=bool(download))
+    _cached.cache_clear()
+
+
+def data_root() -> Path:
+    """The folder :func:`set_data_root` chose."""
+    if _ROOT["path"] is not None:
+        return _ROOT["path"]
     return Path(os.environ.get("LATENT_EXPLORER_DATA", Path.home() / ".cache" / "latent-explorer"))
 
 
-def _stack_torchvision(ds) -> tuple[np.ndarray, np.ndarray]:
-    loader = torch.utils.data.DataLoader(ds, batch_size=1000, num_workers=0)
-    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in loader])
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
+CIFAR10_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+
+def _missing(name: str, folder: Path, missing: list[str], layout: str) -> DatasetNotAvailable:
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return DatasetNotAvailable(f"dataset {name!r}: {shown} not found in {folder} (expected {layout}); put the files "
+                               f"there, point --data-root (or $LATENT_EXPLORER_DATA) at their parent folder, "
+                               f"or add --download")
+
+
+def _download(name: str) -> None:
+    """torchvision's downloader into the data root (only with ``download=True``)."""
+    import torchvision
+    root = data_root()
+    try:
+        if name == "cifar10":
+            torchvision.datasets.CIFAR10(root, train=True, download=True)
+        else:
+            torchvision.datasets.CelebA(root, split="all", download=True)
+    except Exception as e:  # noqa: BLE001 - torchvision raises URLError, RuntimeError, gdown errors, ...
+        raise DatasetNotAvailable(f"dataset {name!r}: download into {root} failed: {str(e).splitlines()[0][:200]}") from e
 
 
 def _load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
-    import torchvision
-    from torchvision import transforms
-    try:
-        ds = torchvision.datasets.CIFAR10(_torchvision_root(), train=split == "train", download=True,
-                                          transform=transforms.ToTensor())
-    except Exception as e:  # torchvision raises RuntimeError/URLError variants
-        raise DatasetNotAvailable(f"dataset 'cifar10' could not be loaded or downloaded into {_torchvision_root()}: {e}") from e
-    return _stack_torchvision(ds)
+    folder = data_root() / "cifar-10-batches-py"
+    want = CIFAR10_FILES[split]
+    if _ROOT["download"] and any(not (folder / f).is_file() for f in want):
+        _download("cifar10")
+    missing = [f for f in want if not (folder / f).is_file()]
+    if missing:
+        raise _missing("cifar10", folder, missing, "torchvision's CIFAR-10 python batches data_batch_1..5 and test_batch")
+    xs, ys = [], []
+    for f in want:
+        with open(folder / f, "rb") as fh:
+            try:
+                batch = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
+                x, y = batch["data"], batch["labels"]
+            except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+                raise DatasetNotAvailable(f"dataset 'cifar10': {folder / f} is not a CIFAR-10 python batch ({e})") from None
+        xs.append(np.asarray(x, dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(y, dtype=np.int64))
+    return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
+
+
+CELEBA_CROP, CELEBA_SIZE = 140, 64  # AR-ELBO App. J.2: 140-px centre crop, resized to 64 x 64
 
 
 def _load_celeba(split: str) -> tuple[np.ndarray, np.ndarray]:
-    import torchvision
-    from torchvision import transforms
-    tf = transforms.Compose([transforms.CenterCrop(140), transforms.Resize(64), transforms.ToTensor()])
-    try:
-        ds = torchvision.datasets.CelebA(_torchvision_root(), split="train" if split == "train" else "test",
-                                         target_type="identity", download=True, transform=tf)
-    except Exception as e:
-        raise DatasetNotAvailable(f"dataset 'celeba' could not be loaded or downloaded into {_torchvision_root()}: {e}") from e
-    return _stack_torchvision(ds)
+    folder = data_root() / "celeba"
+    parts, images = folder / "list_eval_partition.txt", folder / "img_align_celeba"
+    if _ROOT["download"] and not (parts.is_file() and images.is_dir()):
+        _download("celeba")
+    missing = [str(p.relative_to(folder)) for p in (parts, images) if not p.exists()]
+    if missing:
+        raise _missing("celeba", folder, missing, "torchvision's CelebA layout: img_align_celeba/*.jpg and "
+                                                  "list_eval_partition.txt")
+    wanted = "0" if split == "train" else "2"
+    names = [ln.split()[0] for ln in parts.read_text().splitlines() if len(ln.split()) == 2 and ln.split()[1] == wanted]
+    out = np.empty((len(names), 3, CELEBA_SIZE, CELEBA_SIZE), dtype=np.float32)
+    for i, name in enumerate(names):
+        path = images / name
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                w, h = im.size
+                left, top = (w - CELEBA_CROP) // 2, (h - CELEBA_CROP) // 2
+                im = im.crop((left, top, left + CELEBA_CROP, top + CELEBA_CROP))
+                im = im.resize((CELEBA_SIZE, CELEBA_SIZE), Image.BILINEAR)
+                out[i] = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
+        except OSError as e:
+            raise DatasetNotAvailable(f"dataset 'celeba': cannot read {path}: {e}") from None
+    return out, np.zeros(len(names), dtype=np.int64)
 
 
 DATASETS: dict[str, tuple[DatasetInfo, Callable[[str], tuple[np.ndarray, np.ndarray]]]] = {
@@ -159,9 +226,12 @@ DATASETS: dict[str, tuple[DatasetInfo, Callable[[str], tuple[np.ndarray, np.ndar
                                   "apt-get install -y dataset-fashion-mnist",
                                   dark_background=True, content_size=28), _load_fashion_mnist),
     "cifar10": (DatasetInfo("cifar10", (3, 32, 32), ("airplane", "automobile", "bird", "cat", "deer", "dog",
-                                                     "frog", "horse", "ship", "truck"), "torchvision download"),
+                                                     "frog", "horse", "ship", "truck"),
+                            "a local folder: --data-root DIR with DIR/cifar-10-batches-py, or --download"),
                 _load_cifar10),
-    "celeba": (DatasetInfo("celeba", (3, 64, 64), (), "torchvision download"), _load_celeba),
+    "celeba": (DatasetInfo("celeba", (3, CELEBA_SIZE, CELEBA_SIZE), (),
+                           "a local folder: --data-root DIR with DIR/celeba/img_align_celeba, or --download"),
+               _load_celeba),
 }
 
 
@@ -194,7 +264,8 @@ def load_dataset(name: str, split: str = "train", limit: int | None = None) -> t
 
     Raises:
         ValueError: unknown name or split, or a non-positive limit.
-        DatasetNotAvailable: the files are missing; the message names the install command.
+        DatasetNotAvailable: the files are missing; the message names the install command, or
+            for cifar10/celeba the folder and the files it lacks.
     """
     dataset_info(name)
     if split not in SPLITS:

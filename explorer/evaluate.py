@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .checkpoint import CheckpointError, load, load_checkpoint
 from .classifier import load_classifier
 from .compute import N_APP, batched, resolve_device
@@ -420,14 +421,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table_main(args, argv) -> int:
-    """``--dataset`` mode: the image-space protocol table (explorer.metrics.protocol) over shipped models."""
+    """``--dataset`` mode: the image-space protocol table (explorer.metrics.protocol) over shipped models.
+    Run by ``torchrun --nproc_per_node N -m explorer.evaluate --dataset D ...``, the feature extraction
+    is sharded over the N ranks and rank 0 writes the table."""
     try:
         old = json.loads(args.out.read_text()) if args.update else None
     except (OSError, json.JSONDecodeError) as e:
         print(f"error: --update: cannot read the existing table {args.out}: {e}", file=sys.stderr)
         return 2
     try:
-        device = resolve_device(args.device)
+        _, device = distributed.init(resolve_device(args.device))  # under torchrun: shard the features
         paths = list_models(args.checkpoints, args.dataset)
         names = args.models or list(paths)
         missing = sorted(set(names) - set(paths))
@@ -441,6 +444,10 @@ def table_main(args, argv) -> int:
     except (ValueError, CheckpointError, BackboneUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
+    if table is None:  # not rank 0: rank 0 writes the table
+        return 0
     table["command"] = "python -m explorer.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
     table["checkpoints"] = {name: file_sha256(paths[name]) for name in names}  # which file each row measured
     if old is not None:

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from .distributed import gather, global_sum, world_size
+
 LOG_2PI = math.log(2 * math.pi)
 AR_ELBO_EPS = 1e-6
 VARIANCES = ("iso-i", "iso-d", "diag-i", "diag-d")
@@ -94,6 +96,8 @@ def sigma2_mle(x: torch.Tensor, x_hat: torch.Tensor, variance: str, eps: float =
     err = (x - x_hat).pow(2)
     if variance not in _SIGMA2:
         raise ValueError(f"unknown variance parameterization {variance!r}; choose one of {list(VARIANCES)}")
+    if variance in _GLOBAL and world_size() > 1:
+        return _GLOBAL[variance](err, eps)
     return _SIGMA2[variance](err, eps)
 
 
@@ -102,6 +106,19 @@ _SIGMA2 = {
     "iso-d": lambda err, eps: err.flatten(1).mean(1) + eps,
     "diag-i": lambda err, eps: err.mean(0) + eps,
     "diag-d": lambda err, eps: err + eps,
+}
+
+
+def _global_count(n: int, like: torch.Tensor) -> torch.Tensor:
+    return global_sum(torch.tensor(float(n), dtype=like.dtype, device=like.device))
+
+
+# Under torchrun the batch statistics are the global batch's: the sums are all-reduced (with a
+# gradient that flows back to every rank's share) and divided by the global count, so Iso-I's and
+# Diag-I's σ² are the same with 1 or N ranks. Iso-D and Diag-D are per image: nothing to gather.
+_GLOBAL = {
+    "iso-i": lambda err, eps: global_sum(err.sum()) / _global_count(err.numel(), err),
+    "diag-i": lambda err, eps: global_sum(err.sum(0)) / _global_count(err.shape[0], err) + eps,
 }
 
 
@@ -128,17 +145,23 @@ def conditional_sigma2(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, mu
     Args:
         x, x_hat: ``(B, C, H, W)`` data and decoder means μ(z_b); z, mu, logvar: ``(B, d)`` the
             codes and the posterior parameters they were drawn from. ``leave_one_out`` needs B >= 2.
+    Under torchrun the images b' run over the global batch: every rank's ``x``, ``mu`` and
+    ``logvar`` are gathered (:func:`explorer.distributed.gather`), so σ̂ᵢ²(z_b) is the same as in
+    one process at the global batch size.
+
     Returns:
         ``(B, C, H, W)`` variances, detached (held fixed in the step, as eq. 8a's alternation).
     """
     with torch.no_grad():
-        lq = -0.5 * (((z[:, None] - mu[None]) ** 2) * (-logvar).exp()[None] + logvar[None]).sum(-1)  # (B, B')
+        (x_all, offset), (mu_all, _), (logvar_all, _) = gather(x), gather(mu), gather(logvar)
+        lq = -0.5 * (((z[:, None] - mu_all[None]) ** 2) * (-logvar_all).exp()[None] + logvar_all[None]).sum(-1)  # (B, B')
         if leave_one_out:
-            if lq.shape[0] < 2:
-                raise ValueError(f"leave-one-out variance needs a batch of at least 2 images, got {lq.shape[0]}")
-            lq = lq.masked_fill(torch.eye(lq.shape[0], dtype=torch.bool, device=lq.device), float("-inf"))
+            if lq.shape[1] < 2:
+                raise ValueError(f"leave-one-out variance needs a batch of at least 2 images, got {lq.shape[1]}")
+            own = torch.arange(lq.shape[0], device=lq.device)
+            lq[own, own + offset] = float("-inf")
         w = torch.softmax(lq, dim=1)
-        xf, m = x.flatten(1), x_hat.flatten(1)
+        xf, m = x_all.flatten(1), x_hat.flatten(1)
         s2 = w @ xf.pow(2) - 2.0 * m * (w @ xf) + m.pow(2)  # Σ_b' w (x_b' - m_b)², using Σ_b' w = 1
         return (s2.clamp_min(0.0) + eps).view_as(x)
 

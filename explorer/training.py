@@ -23,6 +23,7 @@ noise are seeded from ``(seed, epoch)``, so a resumed run matches an uninterrupt
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -31,8 +32,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from . import distributed
 from .io import CheckpointError, atomic_write_bytes
 
 
@@ -121,21 +126,33 @@ def _as_tuple(optimizers) -> tuple:
     return tuple(optimizers) if isinstance(optimizers, (tuple, list)) else (optimizers,)
 
 
-def read_resume(path: Path, model, optimizers, cfg: TrainConfig, device: torch.device | str = "cpu") -> list[dict]:
+def _load_resume_state(path: Path, device) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises EOFError, RuntimeError, UnpicklingError, ... here
+        detail = str(e).splitlines()[0][:120] if str(e) else "empty"
+        raise CheckpointError(f"{path}: unreadable resume file ({type(e).__name__}: {detail}); "
+                              f"{_resume_fix(path)}") from None
+
+
+def _resume_fix(path: Path) -> str:
+    return f"delete {path} to start over, or run without --resume"
+
+
+def read_resume(path: Path, model, optimizers, cfg: TrainConfig, device: torch.device | str = "cpu",
+                state: dict | None = None) -> list[dict]:
     """Load an interrupted run's state from its resume file into ``model`` and ``optimizers``;
-    returns its history (one entry per finished epoch).
+    returns its history (one entry per finished epoch). ``state``, when given, is the file's
+    content already read (under torchrun rank 0 reads the file and sends it to the others).
 
     Raises:
         CheckpointError: one line naming the file and what to do: unreadable (zero bytes,
             truncated, not a resume file), saved by a run of another config (e.g. another latent
             size), an epoch count that disagrees with its history, or past this run's epoch limit.
     """
-    fix = f"delete {path} to start over, or run without --resume"
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises EOFError, RuntimeError, UnpicklingError, ... here
-        detail = str(e).splitlines()[0][:120] if str(e) else "empty"
-        raise CheckpointError(f"{path}: unreadable resume file ({type(e).__name__}: {detail}); {fix}") from None
+    fix = _resume_fix(path)
+    if state is None:
+        state = _load_resume_state(path, device)
     if not (isinstance(state, dict) and {"model", "optimizers", "epoch", "history"} <= state.keys()
             and isinstance(state["history"], list) and isinstance(state["epoch"], int)):
         raise CheckpointError(f"{path}: not a resume file of this project (keys model, optimizers, epoch, history "
@@ -174,6 +191,96 @@ def _save_resume(path: Path, model, optimizers, epoch: int, history: list[dict])
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _shared_resume(path: Path | None, device) -> dict | None:
+    """The resume file's content on every rank: rank 0 reads it (the only rank that writes it,
+    so other nodes need no shared disk) and broadcasts it, or broadcasts the error it raised."""
+    if distributed.rank() == 0:
+        try:
+            found = ("state", _load_resume_state(path, "cpu")) if path and path.is_file() else ("none", None)
+        except CheckpointError as e:
+            found = ("error", str(e))
+    else:
+        found = None
+    kind, value = distributed.broadcast_object(found)
+    if kind == "error":
+        raise CheckpointError(value)
+    if kind == "none":
+        return None
+    return {**value, "model": {k: v.to(device) for k, v in value["model"].items()}}
+
+
+class _LossForward(nn.Module):
+    """``forward(*batch) = model.loss(*batch)``: what DistributedDataParallel wraps, so the loss
+    runs inside DDP's forward and the backward all-reduces the gradients."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch):
+        return self.model.loss(*batch)
+
+
+class DDPLoss:
+    """A model whose ``loss`` runs through DistributedDataParallel (the VAE family's
+    ``distribute``); every other attribute is the model's, so :func:`train_step` is unchanged.
+    ``model.ddp_find_unused`` (default False) is passed on as ``find_unused_parameters``: True
+    for a model with parameters that some steps leave without a gradient (LDC-VAE's sampler
+    net before ``sampler_start``)."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        self.model = model
+        ids = [device.index] if device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(_LossForward(model), device_ids=ids,
+                                           find_unused_parameters=getattr(model, "ddp_find_unused", False))
+
+    def loss(self, *batch):
+        return self.ddp(*batch)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    @contextlib.contextmanager
+    def active(self):
+        yield self
+
+
+class DDPModules:
+    """A model whose named submodules run wrapped in DistributedDataParallel while :meth:`active`
+    (LSR-GAN: the generator ``decoder`` and the ``discriminator``, each with its own gradient
+    all-reduce). The wrappers are swapped in for the step only, so the model's state dict
+    keeps its own keys."""
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...], device: torch.device):
+        self.model, self.names = model, names
+        ids = [device.index] if device.type == "cuda" else None
+        self.wrapped = {n: DistributedDataParallel(getattr(model, n), device_ids=ids) for n in names}
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    @contextlib.contextmanager
+    def active(self):
+        plain = {n: getattr(self.model, n) for n in self.names}
+        try:
+            for n, w in self.wrapped.items():
+                setattr(self.model, n, w)
+            yield self.model
+        finally:
+            for n, m in plain.items():
+                setattr(self.model, n, m)
+
+
+def ddp_loss(model: nn.Module, device: torch.device) -> DDPLoss:
+    """The VAE family's ``distribute``: the whole loss under one DDP (:class:`DDPLoss`)."""
+    return DDPLoss(model, device)
+
+
+def ddp_modules(*names: str) -> Callable:
+    """A ``distribute`` that wraps the submodules ``names`` separately (:class:`DDPModules`)."""
+    return lambda model, device: DDPModules(model, names, device)
+
+
 def train_step(model, opt: torch.optim.Optimizer, *batch: torch.Tensor) -> dict[str, float]:
     """One optimiser step on a batch (``x``, or ``x, y`` for a supervised model such as the FID
     classifier): ``model.loss(*batch)``; returns the loss terms as floats.
@@ -208,10 +315,41 @@ def _run_monitor(monitor, model) -> dict:
         model.train(was)
 
 
+def epoch_indices(n: int, cfg: TrainConfig, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """The training-image indices this rank visits in ``epoch``, in order: the permutation of
+    ``range(n)`` seeded by ``(cfg.seed, epoch)`` (:class:`DistributedSampler`, whose shuffle is
+    ``torch.randperm`` under ``seed + epoch``), strided over the ranks. With a local batch of
+    ``cfg.batch_size // world``, the i-th batches of all ranks together are exactly the i-th
+    global batch of a one-rank run. When ``world`` does not divide ``n``, the sampler repeats
+    the first ``world - n % world`` indices of the permutation to even the ranks out."""
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True,
+                                 seed=cfg.seed * 100_003, drop_last=False)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(iter(sampler)), dtype=torch.long)
+
+
+def check_world(cfg: TrainConfig, world: int) -> None:
+    """Raises ValueError unless the global batch splits evenly over ``world`` ranks."""
+    if cfg.batch_size % world:
+        raise ValueError(f"--batch-size {cfg.batch_size} (the global batch) must be a multiple of the "
+                         f"{world} ranks torchrun started")
+
+
+def _mean_over_ranks(sums: dict[str, float], steps: int) -> dict[str, float]:
+    """Every rank's epoch sums of the step terms, averaged over steps and ranks (the same keys on every rank)."""
+    keys = sorted(sums)
+    world = distributed.world_size()
+    if world > 1:
+        t = torch.tensor([sums[k] for k in keys], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return {k: float(v) / (steps * world) for k, v in zip(keys, t)}
+    return {k: sums[k] / steps for k in sums}
+
+
 def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, *,
         make_optimizers: Callable, step: Callable, device: torch.device | str = "cpu",
         resume_path: str | Path | None = None, log: Callable[[str], None] = print, progress: bool = True,
-        monitor: Callable | None = None) -> list[dict]:
+        monitor: Callable | None = None, distribute: Callable = ddp_loss) -> list[dict]:
     """The training loop shared by every family (see the module docstring).
 
     Args:
@@ -220,6 +358,18 @@ def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, 
         make_optimizers: ``(model, lr) -> optimiser or tuple of optimisers``.
         step: ``(model, optimizers, *batch) -> {term: float}``; raises TrainingDiverged.
         monitor: ``model -> {name: float}`` after each epoch (eval mode, own random state).
+        distribute: under torchrun, ``(model, device) -> handle`` whose ``active()`` context
+            yields what ``step`` gets in place of the model (:func:`ddp_loss` for a family trained
+            through ``model.loss``, :func:`ddp_modules` for one with several networks).
+
+    **Under torchrun** (more than one rank): each rank takes its share of every global batch of
+    ``cfg.batch_size`` (:func:`epoch_indices`), draws its own noise from
+    :func:`explorer.distributed.rank_seed`, and the gradients are averaged over ranks by
+    DistributedDataParallel, so a step is a step on the global batch. The history's terms are
+    averaged over ranks; the monitor runs on rank 0 and its values are sent to the others (so
+    every rank takes the same decision to stop); only rank 0 writes the resume file. Batch norm
+    normalises with each rank's local batch (DDP's default; SyncBatchNorm needs CUDA), and DDP
+    sends rank 0's running statistics to the others at every forward and once more at the end.
 
     Returns:
         The history: per epoch, ``epoch``, the epoch mean of every training term, the monitor's
@@ -229,8 +379,13 @@ def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, 
         TrainingDiverged: a non-finite loss; the message names epoch and step, and the resume
             file still holds the last good epoch.
         CheckpointError: an unusable resume file (:func:`read_resume`).
+        ValueError: a global batch that does not split over the ranks (:func:`check_world`).
     """
     device = torch.device(device)
+    rank, world = distributed.rank(), distributed.world_size()
+    check_world(cfg, world)
+    main = rank == 0
+    log = log if main else (lambda s: None)
     # Collapsed posteriors drive activations into subnormal floats, which are 10x slower on
     # x86 CPUs (measured: the beta-VAE fell from 900 to 120 images/s). Flush them to zero.
     torch.set_flush_denormal(True)
@@ -238,25 +393,40 @@ def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, 
     optimizers = make_optimizers(model, cfg.lr)
     history: list[dict] = []
     resume_path = Path(resume_path) if resume_path else None
-    if resume_path and resume_path.is_file():
+    if world > 1:
+        state = _shared_resume(resume_path, device)
+        if state is not None:
+            history = read_resume(resume_path, model, optimizers, cfg, device, state=state)
+    elif resume_path and resume_path.is_file():
         history = read_resume(resume_path, model, optimizers, cfg, device)
+    if history:
         log(f"resumed from {resume_path} after epoch {len(history)}")
+    handle = distribute(model, device) if world > 1 else None
     data = tuple(t.to(device) for t in (data if isinstance(data, tuple) else (data,)))
     n = len(data[0])
-    steps = math.ceil(n / cfg.batch_size)
+    local_batch = cfg.batch_size // world
     limit = cfg.max_epochs or cfg.epochs
     while (reason := stop_reason(history, cfg)) is None:
         epoch = len(history)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        perm = torch.randperm(n, device="cpu").to(device)
+        if world == 1:
+            torch.manual_seed(cfg.seed * 100_003 + epoch)
+            perm = torch.randperm(n, device="cpu").to(device)
+        else:
+            perm = epoch_indices(n, cfg, epoch, rank, world).to(device)
+            torch.manual_seed(distributed.rank_seed(cfg.seed, rank) * 100_003 + epoch)
+        steps = math.ceil(len(perm) / local_batch)
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{limit}", leave=False, disable=not progress,
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{limit}", leave=False, disable=not (progress and main),
                    mininterval=1.0)
         for i in bar:
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            idx = perm[i * local_batch:(i + 1) * local_batch]
             try:
-                terms = step(model, optimizers, *(t[idx] for t in data))
+                if handle is None:
+                    terms = step(model, optimizers, *(t[idx] for t in data))
+                else:
+                    with handle.active() as stepped:
+                        terms = step(stepped, optimizers, *(t[idx] for t in data))
             except TrainingDiverged as e:
                 raise TrainingDiverged(f"{e} at epoch {epoch + 1}, step {i + 1}/{steps}; last good state "
                                        f"{'in ' + str(resume_path) if resume_path else 'not saved'} "
@@ -266,14 +436,18 @@ def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, 
             if i % 50 == 0:
                 bar.set_postfix(loss=f"{terms['loss']:.2f}")
         secs = time.perf_counter() - t0
-        entry = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}}
+        entry = {"epoch": epoch + 1, **_mean_over_ranks(sums, steps)}
         if monitor is not None:
-            entry.update(_run_monitor(monitor, model))
+            measured = _run_monitor(monitor, model) if main else None
+            entry.update(distributed.broadcast_object(measured))
         entry.update(images_per_s=n / secs, seconds=secs)
         history.append(entry)
         log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
-        if resume_path:
+        if resume_path and main:
             _save_resume(resume_path, model, optimizers, epoch + 1, history)
+        distributed.barrier()
+    if world > 1:  # batch-norm statistics of the last local forward differ per rank: keep rank 0's everywhere
+        distributed.broadcast_(*model.buffers())
     log(reason)
     model.stop_reason = reason
     model.eval()

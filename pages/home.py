@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import state
 from ui.catalog import checkpoint_dir, checkpoints
-from ui.common import APP_DATASETS, current_dataset, ensure_navigation
+from ui.common import app_datasets, current_dataset, ensure_navigation
 from ui.export import chart
 from ui.plots import learning_curves
 
@@ -48,7 +48,7 @@ def metrics_table(ok: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-for dataset in APP_DATASETS:
+for dataset in app_datasets():
     st.subheader(dataset)
     ok, broken = checkpoints(dataset)
     for name, err in broken.items():  # both come from the folder: shown as text, never as markdown

@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import torch
+
 import explorer
+import ui.common
 import ui.plots
 from explorer.models import ZOO
 from ui.apptest import as_running_server
@@ -437,3 +440,29 @@ def test_maps_keep_their_own_axes_unless_pca_sharing_is_asked_and_fair():
     at.radio(key="coverage_projection").set_value("identity").run()
     layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
     assert layout["yaxis"].get("scaleanchor") == "x" and layout["yaxis"].get("scaleratio") == 1
+
+
+def test_colour_datasets_from_a_local_folder_train_and_render_on_every_page(tmp_path, monkeypatch):
+    """Synthetic CIFAR-10 and CelebA folders (tests/test_data.py writes them in torchvision's
+    layout): train.py trains one epoch on each, and every page renders them in colour."""
+    import train
+    from test_data import write_celeba, write_cifar10
+    data_root, ckpts = tmp_path / "data", tmp_path / "checkpoints"
+    write_cifar10(data_root, n_per_batch=40)
+    write_celeba(data_root, n=24)
+    try:
+        for dataset, batch in (("cifar10", "32"), ("celeba", "8")):
+            assert train.main(["--model", "vae", "--dataset", dataset, "--epochs", "1", "--batch-size", batch,
+                               "--no-umap", "--data-root", str(data_root), "--out", str(ckpts)]) == 0
+    finally:
+        explorer.data.set_data_root(None)
+    monkeypatch.setenv("LATENT_EXPLORER_CHECKPOINTS", str(ckpts))
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(data_root))
+    for dataset, side in (("cifar10", 32), ("celeba", 64)):  # sides as the loaders make them
+        for page in PAGES:
+            at = open_page(page, dataset)
+            assert not at.exception, (dataset, page, [e.value for e in at.exception])
+            assert at.sidebar.selectbox(key="dataset").value == dataset
+        model = explorer.load(ckpts / dataset / "vae.safetensors")
+        grid = ui.common.to_grid(model.decode(torch.zeros(4, model.latent_dim)).detach(), nrow=2, scale=1)
+        assert grid.shape == (2 * side + 3, 2 * side + 3, 3)  # what the pages show: a colour picture

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from ..data import load_dataset
 from ..compute import batched
 from ..interpolation import slerp
+from .. import distributed
 from ..io import CheckpointError, atomic_write_bytes, read_safetensors
 from .frechet import feature_statistics, frechet_distance
 from .latent import prdc
@@ -64,21 +65,39 @@ def reference_features(dataset: str, backbone, n_ref: int | None = None, cache: 
     x, _ = load_dataset(dataset, "train", limit=n_ref)
     desc = f"{dataset} train, first {len(x)} images"
     path = (cache or cache_dir()) / "fid" / f"{dataset}-train{len(x)}-{backbone.key}.safetensors"
+    feats = None
     if path.is_file():
         try:
             _, cached = read_safetensors(path, None, what="a reference-feature cache file")
             feats = cached.get("features")
-            if feats is not None and feats.shape == (len(x), backbone.feature_dim):
-                return feats, desc
+            if feats is None or feats.shape != (len(x), backbone.feature_dim):
+                feats = None
         except CheckpointError:  # unreadable cache entry: recompute below
             pass
-        log(f"cache file {path} is unreadable or stale; recomputing")
+        if feats is None:
+            log(f"cache file {path} is unreadable or stale; recomputing")
+    if distributed.all_true(feats is not None):  # under torchrun: recompute (sharded) unless every rank has it
+        return feats, desc
     t0 = time.perf_counter()
-    feats = torch.cat([backbone.features(x[k:k + 1000])
-                       for k in tqdm(range(0, len(x), 1000), desc=f"reference features ({backbone.name})")])
-    atomic_write_bytes(path, st_save({"features": feats.contiguous()}, metadata={"key": backbone.key, "desc": desc}))
-    log(f"reference features of {desc} ({backbone.name}) in {time.perf_counter() - t0:.1f} s, cached in {path}")
+    feats = sharded_features(backbone, x, chunk=1000, progress=f"reference features ({backbone.name})")
+    if distributed.rank() == 0:
+        atomic_write_bytes(path, st_save({"features": feats.contiguous()}, metadata={"key": backbone.key, "desc": desc}))
+        log(f"reference features of {desc} ({backbone.name}) in {time.perf_counter() - t0:.1f} s, cached in {path}")
     return feats, desc
+
+
+def sharded_features(backbone, images: torch.Tensor, chunk: int | None = None,
+                     progress: str | None = None) -> torch.Tensor:
+    """``backbone.features`` of ``images (n, C, H, W)`` -> ``(n, F)``, in chunks of ``chunk`` images
+    (None: one call; backbones batch internally). Under
+    torchrun each rank extracts the features of its contiguous shard
+    (:func:`explorer.distributed.shard`) and every rank gets all of them, in order."""
+    part = images[distributed.shard(len(images), distributed.rank(), distributed.world_size())]
+    starts = range(0, len(part), chunk or max(len(part), 1))
+    bar = tqdm(starts, desc=progress, disable=progress is None or distributed.rank() != 0)
+    local = [backbone.features(part[k:k + (chunk or len(part))]) for k in bar]
+    feats = torch.cat(local) if local else torch.zeros(0, backbone.feature_dim)
+    return distributed.gather(feats)[0]
 
 
 def _decode(model, z: torch.Tensor, device) -> torch.Tensor:
@@ -156,6 +175,9 @@ def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref:
     min_class_share, classes_above_1pct, nn_median``, and the table ``nn_median_test``, the
     ``test-data`` row's ``nn_median``.
 
+    Under torchrun, every rank makes every image set and extracts the features of its shard;
+    rank 0 gathers them, measures and returns the table; the other ranks return None.
+
     Raises:
         ValueError: bad ``n`` for the test set.
     """
@@ -168,14 +190,17 @@ def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref:
         model.to(device).eval()
         jobs += [(name, p, v, make) for p, v, make in image_sets(model, x_test, n, seed=seed, device=device)]
     rows = []
-    train = load_dataset(dataset, "train")[0] if classifier is not None else None
+    main = distributed.rank() == 0
+    train = load_dataset(dataset, "train")[0] if classifier is not None and main else None
     n_classes = classifier.config.n_classes if classifier is not None else 0
-    bar = tqdm(jobs, desc=f"{dataset} {backbone.name}", disable=not progress)
+    bar = tqdm(jobs, desc=f"{dataset} {backbone.name}", disable=not (progress and main))
     for name, protocol, variant, make in bar:
         bar.set_postfix_str(f"{name} {protocol} {variant}")
         t0 = time.perf_counter()
-        images = make()
-        feats = backbone.features(images)
+        images = make()  # every rank makes the whole set (same seeds); the features are sharded
+        feats = sharded_features(backbone, images)
+        if not main:
+            continue
         row = {"model": name, "protocol": protocol, "variant": variant, **compare(feats, ref, ref_stats, prdc_n)}
         if classifier is not None:
             row.update(set_modes(images, classifier, n_classes, train))
@@ -188,6 +213,8 @@ def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref:
             f"coverage {row['coverage']:.3f}{extra}  ({row['seconds']} s)")
     for model in models.values():
         model.cpu()
+    if not main:
+        return None
     return {"dataset": dataset, "backbone": backbone.name, "label": backbone.label,
             "backbone_info": backbone.info, "n": n, "n_ref": len(ref), "reference": ref_desc, "prdc_k": PRDC_K,
             "prdc_n": min(prdc_n, n, len(ref)), "seed": seed, "device": str(device),

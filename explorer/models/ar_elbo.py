@@ -61,6 +61,11 @@ it, a held-out figure, so it is large and positive where reading 1's in-sample N
 
 ``model.sigma2`` holds the MLE from the latest training batch (a scalar for Iso-*, per pixel
 ``(C, H, W)`` for Diag-*, averaged over the batch for the z-dependent variants).
+
+**Under torchrun (DDP)** every batch statistic is the global batch's: Iso-I's and Diag-I's MLE
+all-reduce their sums and then divide (:func:`explorer.losses.sigma2_mle`), Diag-D's σᵢ²(z) weighs
+the images of every rank (:func:`explorer.losses.conditional_sigma2`), and ``sigma2`` averages over
+all ranks, so a 2-rank run takes the steps a one-process run takes (tests/test_distributed.py).
 """
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..distributed import global_mean
 from ..losses import VARIANCES, ar_elbo_reconstruction, dequantize, kl_std_normal
 from .base import LatentModel, ModelConfig
 
@@ -122,7 +128,7 @@ class ARELBO(LatentModel):
         rec, s2 = ar_elbo_reconstruction(x, x_hat, self.config.variance, posterior=(z, mu, logvar),
                                          leave_one_out=self.config.diag_d_variance == "leave-one-out")
         kl = kl_std_normal(mu, logvar).mean()
-        s2 = s2.reshape(-1, *self.sigma2.shape).mean(0) if s2.dim() > self.sigma2.dim() else s2
+        s2 = global_mean(s2.reshape(-1, *self.sigma2.shape)) if s2.dim() > self.sigma2.dim() else s2
         return {"loss": rec + kl, "rec": rec, "kl": kl, "sigma2": s2.mean(), "_sigma2_full": s2}
 
     def on_step(self, terms: dict[str, torch.Tensor]) -> None:

@@ -62,6 +62,12 @@ Readings where the paper is ambiguous (the argument and the measurements behind 
    nearest-training-image median fell to 6.25 (test images 19.2): copies (docs/readings.md). So
    ``scott`` stays the default; ``cv`` is kept as an option.
 
+**Under torchrun (DDP).** The encoder's SVGD sets stay per image (each rank moves the
+particles of its own images; nothing crosses ranks), the code bank that the ``encoder-kde``
+target is built on gathers every rank's particles each step (so every rank holds the same bank),
+the sampler's seeding is rank 0's draw sent to all, and each rank draws its own sampler sets,
+whose gradients DDP averages. σ² of the Gibbs posterior stays the rank's batch statistic.
+
 Units: ``rec`` is the per-image sum of squared errors on [0, 1] pixels (the decoder's loss is
 its batch mean; MSE up to the constant D), ``sigma2`` is per pixel. The surrogate losses for the
 encoder and sampler have gradients -φ·∂z/∂θ; their values carry no meaning and are not logged.
@@ -76,6 +82,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..distributed import broadcast_, gather
 from ..nets import build_nets
 from ..svgd import median_bandwidth, svgd_direction, svgd_sample
 from .base import LatentModel, ModelConfig
@@ -387,8 +394,10 @@ class LDCVAE(LatentModel):
         last = self.sampler_net[-1]
         nn.init.normal_(last.weight, std=float(self.kde_scale * kde_bandwidth(codes)) / last.in_features ** 0.5)
         nn.init.zeros_(last.bias)
+        broadcast_(self.sampler_offsets, last.weight, self.kde_scale)  # under torchrun: rank 0's draw on every rank
 
     monitor_samplers = ("sampler-net",)
+    ddp_find_unused = True  # the sampler net has no gradient before sampler_start (explorer.training.DDPLoss)
 
     def eval_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Held-out terms without side effects: ``rec``, the per-image SSE of D(E(x, ε)) for one
@@ -401,6 +410,7 @@ class LDCVAE(LatentModel):
     def _push_codes(self, z: torch.Tensor) -> None:
         """Keep the latest ``code_bank`` encoder particles ``(K, d)``, newest first (not saved:
         a resumed run refills it within ``code_bank / (B M)`` steps)."""
+        z, _ = gather(z)  # under torchrun: every rank's particles, in rank order (the same bank on all)
         old = getattr(self, "_codes", None)
         bank = z if old is None or old.shape[1] != z.shape[1] else torch.cat([z, old.to(z)])
         self._codes = bank[: self.config.code_bank]
