@@ -4,7 +4,8 @@
   the shipped checkpoints.
 - ``paper``: the MNIST architecture of AR-ELBO (seed 002) App. J.1, after Chen et al. (2016):
   encoder Conv64-Conv128 (5x5, stride 2) - FC1024 - BN - FC 2d; decoder FC1024 - BN -
-  FC 128x7x7 - BN - ConvT64 - BN - ConvT1 - sigmoid.
+  FC 128x7x7 - BN - ConvT64 - BN - ConvT1 - sigmoid. For colour images, App. J.2's CelebA
+  architecture (:func:`paper_colour_nets`), also used at 32 x 32 for CIFAR-10.
 
 Encoders map ``(B, C, H, W)`` to ``(B, out_dim)``; decoders map ``(B, d)`` to
 ``(B, C, H, W)`` logits (the model applies the sigmoid). Both profiles need H = W divisible by 4.
@@ -56,8 +57,11 @@ def small_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int)
 
 @register_profile("paper")
 def paper_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    """AR-ELBO App. J.1 (MNIST) architecture; 5x5 stride-2 (de)convolutions."""
+    """AR-ELBO App. J.1 (MNIST) architecture; 5x5 stride-2 (de)convolutions. Colour images
+    (C = 3) get App. J.2's (:func:`paper_colour_nets`)."""
     c, h, _ = _check_shape(image_shape)
+    if c == 3:
+        return paper_colour_nets(image_shape, enc_out, latent_dim)
     s = h // 4
     encoder = nn.Sequential(
         nn.Conv2d(c, 64, 5, 2, 2), nn.ReLU(),
@@ -71,6 +75,38 @@ def paper_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int)
         nn.Unflatten(1, (128, s, s)),
         nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1), nn.BatchNorm2d(64), nn.ReLU(),
         nn.ConvTranspose2d(64, c, 5, 2, 2, output_padding=1),
+    )
+    return encoder, decoder
+
+
+def paper_colour_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    """AR-ELBO App. J.2 (CelebA 64 x 64; after Chen et al. 2016's DCGAN pair, with ReLU):
+    encoder Conv128 - ReLU - Conv256 - BN - ReLU - Conv512 - BN - ReLU - Conv1024 - BN - ReLU -
+    FC 2d; decoder FC 1024 x (H/8)² - ConvT512 - ReLU - ConvT256 - BN - ReLU - ConvT128 - BN -
+    ReLU - ConvT C. Every conv and every transposed conv but the last is 5x5 with stride 2; the
+    last is 5x5 with stride 1 (the text gives its output size only).
+
+    Reading: App. J.2 writes "FC8x8x1024, size of (1024, 4, 4)"; three stride-2 ConvTs reach 64
+    only from 8 x 8, so the FC output is 1024 x 8 x 8 for 64 x 64 (H/8 in general: 4 x 4 for
+    CIFAR-10's 32 x 32, the same net on the smaller images, as 004 App. D also trains CIFAR-10).
+    Needs H divisible by 16.
+    """
+    c, h, _ = _check_shape(image_shape)
+    if h % 16:
+        raise ValueError(f"image shape {image_shape} is not supported by the colour paper profile: side must be "
+                         f"divisible by 16 (32 for CIFAR-10, 64 for CelebA)")
+    layers, ch_in = [], c
+    for i, ch in enumerate((128, 256, 512, 1024)):
+        layers += [nn.Conv2d(ch_in, ch, 5, 2, 2)] + ([nn.BatchNorm2d(ch)] if i else []) + [nn.ReLU()]
+        ch_in = ch
+    encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(1024 * (h // 16) ** 2, enc_out))
+    s = h // 8
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 1024 * s * s), nn.Unflatten(1, (1024, s, s)),
+        nn.ConvTranspose2d(1024, 512, 5, 2, 2, output_padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(512, 256, 5, 2, 2, output_padding=1), nn.BatchNorm2d(256), nn.ReLU(),
+        nn.ConvTranspose2d(256, 128, 5, 2, 2, output_padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, c, 5, 1, 2),
     )
     return encoder, decoder
 

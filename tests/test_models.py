@@ -144,3 +144,19 @@ def test_eval_terms_are_detached_and_change_nothing(name, batch):
     assert "mse" in terms and all(v.dim() == 0 and not v.requires_grad for v in terms.values()), terms
     for k, v in before.items():  # LDC-VAE's gibbs_sigma2 is NaN before training: equal_nan
         torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0, equal_nan=True, msg=k)
+
+
+@pytest.mark.parametrize("side", [32, 64])
+def test_paper_profile_for_colour_images_is_app_j2(side):
+    """002 App. J.2 (CelebA): Conv128-256-512-1024 (5x5, stride 2), FC 2d; decoder from 1024 x (side/8)²
+    through ConvT512-256-128 to ConvT3; d = 64 as App. J.2 trains CelebA."""
+    from explorer.nets import build_nets
+    enc, dec = build_nets("paper", (3, side, side), 128, 64)
+    x = torch.rand(2, 3, side, side)
+    assert enc.eval()(x).shape == (2, 128) and dec.eval()(torch.randn(2, 64)).shape == (2, 3, side, side)
+    convs = [m.out_channels for m in enc if isinstance(m, torch.nn.Conv2d)]
+    deconvs = [m.out_channels for m in dec if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert convs == [128, 256, 512, 1024] and deconvs == [512, 256, 128, 3]
+    assert dec[0].out_features == 1024 * (side // 8) ** 2
+    model = build_model("ar-elbo", profile="paper", image_shape=(3, side, side), latent_dim=64)
+    assert model.decode(torch.randn(3, 64)).shape == (3, 3, side, side)

@@ -20,6 +20,8 @@ the RAE authors' code has (``include_batch_norm: True`` for AE, RAE-*, WAE in it
 to ~430 and saturates the sigmoid within 50 Adam steps (lr 1e-3, batch 128, MNIST: per-image
 SSE stuck at 84-90, test 80.9 after 400 steps); with it the same run reaches test SSE 10.8.
 ``paper`` builds the RAE architecture (:func:`explorer.nets.rae_nets`, RAE App. D).
+
+**Under torchrun (DDP)** nothing changes: every term is a batch mean of per-image terms.
 """
 from __future__ import annotations
 

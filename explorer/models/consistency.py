@@ -8,6 +8,9 @@ Reading: eq. 2 does not say whether gradients flow through x' and through q(z|x)
 the KL; we let them flow through both (the paper introduces "no additional parameters" and
 describes the term as part of the objective, with no stop-gradient), so the decoder is also
 pushed to produce reconstructions that re-encode consistently.
+
+**Under torchrun (DDP)** nothing changes: the consistency term is per image, a batch mean like the
+ELBO's terms, so DDP's averaged gradients are the global batch's.
 """
 from __future__ import annotations
 

@@ -52,6 +52,10 @@ checkpoint first (so a moved ``checkpoints/`` folder still works), then at the r
 Public API as every model: ``decode(z)`` is G(z) (sigmoid of its logits, [0, 1]); ``encode``,
 ``posterior`` and ``posterior_samples`` are the base encoder's; ``sample(n, "prior")`` draws
 p(z) = N(0, I); ``sample(n, "gmm-10")`` the GMM on the base encoder's training codes.
+
+**Under torchrun (DDP)** the generator (``decoder``) and the discriminator are each wrapped in
+DistributedDataParallel for the step (:func:`explorer.adversarial.train_adversarial`); each rank
+draws its own z for its share of the batch; the frozen base is not wrapped (it never trains).
 """
 from __future__ import annotations
 

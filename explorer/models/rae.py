@@ -49,6 +49,9 @@ norm has a forward-mode derivative that reverse mode differentiates wrongly in t
 
 Networks: as :mod:`explorer.models.ae` (the ``small`` profile builds the small nets with batch
 norm; the RAE authors' MNIST nets have batch norm too).
+
+**Under torchrun (DDP)** nothing changes: every term is a batch mean of per-image terms (the
+gradient penalty's probes are drawn per rank).
 """
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ KL 0.07 nats, 2 active units, prior samples of 2 classes). The zoo's ``beta-vae`
 (Kingma & Welling's 2-D manifold, their Fig. 4) therefore use ``bernoulli``, which their sources
 use; ``vae`` and ``consistency-vae`` keep 002's Gaussian sigma_x^2 = 1. The measurements that chose
 this are in docs/model-quality.md.
+
+**Under torchrun (DDP)** nothing changes: the loss is a batch mean of per-image terms, so DDP's
+average of the ranks' gradients is the global batch's gradient (explorer.training.DDPLoss).
 """
 from __future__ import annotations
 

@@ -18,6 +18,10 @@ s in (0.1, 0.2, 0.5, 1, 2, 5, 10), σ_z² = 1 the prior variance (:func:`imq_ker
 the l2sq cost by 0.05 (``0.05 * reduce_mean(sum of squares)``), i.e. λ = 200 relative to the
 per-image SSE; we follow the paper's text, c = ||x - y||² and λ = 10 (``lam`` changes it).
 d = 16 here (the paper's MNIST uses d = 8) and the nets are :mod:`explorer.models.ae`'s.
+
+**Under torchrun (DDP)** the MMD penalty is estimated on each rank's local batch (as a U-statistic
+it is unbiased at any batch size), and DDP averages its gradients over ranks; it is not the
+global batch's MMD.
 """
 from __future__ import annotations
 
