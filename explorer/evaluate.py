@@ -368,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     table = p.add_argument_group("image-space table (FID protocol), instead of paths")
     table.add_argument("--dataset", help="run the rec/sample/interp protocol on every shipped model of this dataset")
     table.add_argument("--backbone", default="classifier", help="inception (standard FID) or classifier")
-    table.add_argument("--n", type=int, default=10_000, help="images per set (default 10000)")
+    table.add_argument("--n", "--n-images", dest="n", type=int, default=10_000,
+                       help="images per set (default 10000); under torchrun write --n-images (torchrun reads a bare "
+                            "--n as an abbreviation of its own options)")
     table.add_argument("--n-ref", type=int, help="reference: the first N training images (default all)")
     table.add_argument("--prdc-n", type=int, default=5000, help="features per side for precision/recall (default 5000)")
     table.add_argument("--models", nargs="+", help="only these checkpoint names (default all in the folder)")
@@ -448,7 +450,9 @@ def table_main(args, argv) -> int:
         distributed.shutdown()
     if table is None:  # not rank 0: rank 0 writes the table
         return 0
-    table["command"] = "python -m explorer.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
+    world = distributed.env_context().world_size
+    launcher = f"torchrun --nproc_per_node {world} -m explorer.evaluate " if world > 1 else "python -m explorer.evaluate "
+    table["command"] = launcher + shlex.join(sys.argv[1:] if argv is None else argv)
     table["checkpoints"] = {name: file_sha256(paths[name]) for name in names}  # which file each row measured
     if old is not None:
         try:

@@ -104,6 +104,9 @@ def test_train_py_refuses_a_batch_the_ranks_cannot_split(monkeypatch, tmp_path, 
     assert train.main(["--model", "vae", "--dataset", "mnist", "--batch-size", "63", "--out", str(tmp_path)]) == 2
     assert "--batch-size 63 (the global batch) must be a multiple of the 2 ranks" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.safetensors"))
+    monkeypatch.setenv("RANK", "5")
+    assert train.main(["--model", "vae", "--dataset", "mnist", "--out", str(tmp_path)]) == 2
+    assert "RANK=5 must be in 0..WORLD_SIZE-1" in capsys.readouterr().err
 
 
 # ---- equivalence: 2 gloo ranks at global batch 64 against one process at 64 ---------------------
@@ -187,4 +190,5 @@ def test_train_py_under_torchrun_writes_one_checkpoint_from_rank_0(tmp_path):
     assert files == ["vae.safetensors"], files  # no resume file, no temp files, one writer
     ckpt = load_checkpoint(tmp_path / "mnist" / "vae.safetensors")
     assert "x 2 ranks (torchrun, gloo)" in ckpt.meta["device"]
+    assert ckpt.meta["command"].startswith("torchrun --nproc_per_node 2 train.py --model vae")
     assert ckpt.meta["history"][0]["epoch"] == 1 and ckpt.meta["train"]["batch_size"] == 64
