@@ -78,7 +78,8 @@ def main() -> None:
     args = p.parse_args()
     if args.rank_job:
         return rank_job(args)
-    env = {k: v for k, v in os.environ.items() if k not in distributed.TORCHRUN_VARS}
+    env = {"GLOO_SOCKET_IFNAME": "lo",  # one machine: gloo on the loopback interface
+           **{k: v for k, v in os.environ.items() if k not in distributed.TORCHRUN_VARS}}
     common = [str(Path(__file__).resolve()), "--rank-job", "--model", args.model,
               "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
     cases = [(1, 1), (1, 2), (2, 1)]  # (ranks, threads per rank) on this machine's cores

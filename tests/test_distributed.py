@@ -30,7 +30,8 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in distributed.TORCHRUN_VARS}
-    return {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # gloo on the loopback interface: a CI container's hostname need not resolve to an address
+    return {"GLOO_SOCKET_IFNAME": "lo", **env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
 def _run(cmd: list, timeout: int = 240) -> None:
