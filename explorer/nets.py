@@ -145,9 +145,12 @@ def rae_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -
     Encoder Conv128-Conv256-Conv512-Conv1024 (4x4, stride 2, each BN-ReLU) - FC; decoder FC
     1024 x s x s - BN - ReLU - ConvT512 - BN - ReLU - ConvT256 - BN - ReLU - ConvT C. Adapted
     to 28 x 28 inputs: the decoder starts at s = H / 4 (7 for MNIST; RAE starts at 8 for
-    32 x 32) and its last layer is a stride-1 3x3 transposed conv.
+    32 x 32) and its last layer is a stride-1 3x3 transposed conv. Colour images (C = 3) get RAE's
+    CelebA network (:func:`rae_colour_nets`).
     """
     c, h, _ = _check_shape(image_shape)
+    if c == 3:
+        return rae_colour_nets(image_shape, enc_out, latent_dim)
     s, side, layers, ch_in = h // 4, h, [], c
     for ch in (128, 256, 512, 1024):
         layers += [nn.Conv2d(ch_in, ch, 4, 2, 1), nn.BatchNorm2d(ch), nn.ReLU()]
@@ -160,6 +163,30 @@ def rae_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -
         nn.ConvTranspose2d(512, 256, 4, 2, 1), nn.BatchNorm2d(256), nn.ReLU(),
         nn.ConvTranspose2d(256, c, 3, 1, 1),
     )
+    return encoder, decoder
+
+
+def rae_colour_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    """RAE's CelebA network (Ghosh et al. 2020, App. D, after WAE's; the colour form of the network
+    LDC-VAE adapts, seed 000 §V.A): encoder Conv128-Conv256-Conv512-Conv1024 (5x5, stride 2, each
+    BN-ReLU) - FC; decoder FC 1024 x (H/8)² - ConvT512 - ConvT256 - ConvT128 (5x5, stride 2, each
+    BN-ReLU) - ConvT C (5x5, stride 1). As AR-ELBO App. J.2's network but with batch norm on every
+    hidden layer (:func:`paper_colour_nets`). Needs H divisible by 16 (32 for CIFAR-10, 64 for CelebA).
+    """
+    c, h, _ = _check_shape(image_shape)
+    if h % 16:
+        raise ValueError(f"image shape {image_shape} is not supported by the colour rae profile: side must be "
+                         f"divisible by 16 (32 for CIFAR-10, 64 for CelebA)")
+    layers, ch_in = [], c
+    for ch in (128, 256, 512, 1024):
+        layers += [nn.Conv2d(ch_in, ch, 5, 2, 2), nn.BatchNorm2d(ch), nn.ReLU()]
+        ch_in = ch
+    encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(1024 * (h // 16) ** 2, enc_out))
+    s, ups = h // 8, []
+    for ch_in, ch in ((1024, 512), (512, 256), (256, 128)):
+        ups += [nn.ConvTranspose2d(ch_in, ch, 5, 2, 2, output_padding=1), nn.BatchNorm2d(ch), nn.ReLU()]
+    decoder = nn.Sequential(nn.Linear(latent_dim, 1024 * s * s), nn.Unflatten(1, (1024, s, s)), *ups,
+                            nn.ConvTranspose2d(128, c, 5, 1, 2))
     return encoder, decoder
 
 

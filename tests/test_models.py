@@ -160,3 +160,16 @@ def test_paper_profile_for_colour_images_is_app_j2(side):
     assert dec[0].out_features == 1024 * (side // 8) ** 2
     model = build_model("ar-elbo", profile="paper", image_shape=(3, side, side), latent_dim=64)
     assert model.decode(torch.randn(3, 64)).shape == (3, 3, side, side)
+
+
+@pytest.mark.parametrize("side", [32, 64])
+def test_rae_profile_for_colour_images_is_raes_celeba_network(side):
+    """LDC-VAE's paper profile (000 §V.A: RAE's nets) on colour images: RAE's CelebA network, 5x5
+    convs with batch norm on every hidden layer; the noise-input encoder wraps its first conv."""
+    from explorer.nets import build_nets
+    enc, dec = build_nets("rae", (3, side, side), 16, 16)
+    assert [m.out_channels for m in enc if isinstance(m, torch.nn.Conv2d)] == [128, 256, 512, 1024]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in dec) == 3 and dec[0].out_features == 1024 * (side // 8) ** 2
+    model = build_model("ldc-vae", profile="paper", image_shape=(3, side, side), latent_dim=16, particles=2).eval()
+    x = torch.rand(2, 3, side, side)
+    assert model.encode(x).shape == (2, 16) and model.decode(model.encode(x)).shape == (2, 3, side, side)

@@ -21,7 +21,7 @@ Readings where the paper is ambiguous:
 3. **Architecture.** App. D uses a ResNet generator "the same as" the VAE decoder and a DCGAN
    discriminator; we keep the pairing with the project's profiles: G is the profile's decoder
    with batch norm (``small`` -> ``small-bn``, ``paper`` -> the AR-ELBO App. J.1 decoder, which
-   has batch norm), D is :func:`explorer.nets.dcgan_discriminator` scaled to 28 x 28.
+   has batch norm; App. J.2's for colour images, in place of 004's ResNet, which is not built), D is :func:`explorer.nets.dcgan_discriminator` scaled to 28 x 28.
    Optimiser (App. D): Adam, learning rate 2e-4, β1 = 0.5 (:mod:`explorer.adversarial`).
 4. **Which q.** The base encoder's q(z|x) = N(μ(x), diag σ²(x)), in eval mode and frozen: its
    weights are not parameters of this model, are never in its state dict, and never train.
