@@ -190,6 +190,49 @@ def rae_colour_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim:
     return encoder, decoder
 
 
+class ResBlock(nn.Module):
+    """A pre-activation residual block that halves (``down``) or doubles (``up``) the side: main path
+    BN-ReLU-[up x2]-Conv3x3-BN-ReLU-Conv3x3-[avg-pool /2], shortcut [up x2]-Conv1x1-[avg-pool /2]. Seed 004
+    App. D names "ResBlock down/up" and shows the block in its Figure 7, which the text copy lacks; this is
+    the common form of He et al. 2016's block for GAN generators and encoders (reading in
+    :func:`resnet_nets`)."""
+
+    def __init__(self, ch_in: int, ch_out: int, direction: str):
+        super().__init__()
+        up = [nn.Upsample(scale_factor=2)] if direction == "up" else []
+        down = [nn.AvgPool2d(2)] if direction == "down" else []
+        self.main = nn.Sequential(nn.BatchNorm2d(ch_in), nn.ReLU(), *up, nn.Conv2d(ch_in, ch_out, 3, 1, 1),
+                                  nn.BatchNorm2d(ch_out), nn.ReLU(), nn.Conv2d(ch_out, ch_out, 3, 1, 1), *down)
+        self.shortcut = nn.Sequential(*up, nn.Conv2d(ch_in, ch_out, 1), *down)
+
+    def forward(self, x):
+        return self.main(x) + self.shortcut(x)
+
+
+@register_profile("resnet")
+def resnet_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    """LSR-GAN's VAE and generator (seed 004 App. D, Table 3): encoder ResBlock down 64 - down 128 -
+    down 32 - FC 128 - BN - ReLU - FC; decoder/generator FC 512 - BN - ReLU - ResBlock up 128 - up 64 -
+    up 32, then BN - ReLU - Conv3x3 C (the model applies the sigmoid).
+
+    Readings: the "512 FC" of the decoder is the mirror of the encoder's flattened 32 x 4 x 4 = 512 at
+    32 x 32 (004's CIFAR-10), so it is reshaped to 32 x (H/8)² and is 32·(H/8)² wide in general (2,048 at
+    64 x 64); the block is :class:`ResBlock`; the last conv that maps 32 channels to the image is ours (the
+    table ends at "ResBlock up 32"). Needs H divisible by 8.
+    """
+    c, h, _ = _check_shape(image_shape)
+    if h % 8:
+        raise ValueError(f"image shape {image_shape} is not supported by the resnet profile: side must be divisible by 8")
+    s = h // 8
+    encoder = nn.Sequential(ResBlock(c, 64, "down"), ResBlock(64, 128, "down"), ResBlock(128, 32, "down"),
+                            nn.Flatten(), nn.Linear(32 * s * s, 128), nn.BatchNorm1d(128), nn.ReLU(),
+                            nn.Linear(128, enc_out))
+    decoder = nn.Sequential(nn.Linear(latent_dim, 32 * s * s), nn.BatchNorm1d(32 * s * s), nn.ReLU(),
+                            nn.Unflatten(1, (32, s, s)), ResBlock(32, 128, "up"), ResBlock(128, 64, "up"),
+                            ResBlock(64, 32, "up"), nn.BatchNorm2d(32), nn.ReLU(), nn.Conv2d(32, c, 3, 1, 1))
+    return encoder, decoder
+
+
 def build_nets(profile: str, image_shape: tuple[int, int, int], enc_out: int, latent_dim: int):
     """Build ``(encoder, decoder)`` for ``profile``. Raises ValueError for an unknown profile."""
     if profile not in PROFILES:

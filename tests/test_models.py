@@ -173,3 +173,18 @@ def test_rae_profile_for_colour_images_is_raes_celeba_network(side):
     model = build_model("ldc-vae", profile="paper", image_shape=(3, side, side), latent_dim=16, particles=2).eval()
     x = torch.rand(2, 3, side, side)
     assert model.encode(x).shape == (2, 16) and model.decode(model.encode(x)).shape == (2, 3, side, side)
+
+
+@pytest.mark.parametrize("side", [32, 64])
+def test_resnet_profile_is_lsr_gans_app_d_network(side):
+    """004 App. D Table 3: ResBlock down 64-128-32, FC 128; generator FC 32·(side/8)² (512 at 32 px),
+    ResBlock up 128-64-32; every block changes the side by 2."""
+    from explorer.nets import ResBlock, build_nets
+    enc, dec = build_nets("resnet", (3, side, side), 32, 16)
+    assert [(b.main[2].out_channels) for b in enc if isinstance(b, ResBlock)] == [64, 128, 32]
+    assert [(b.main[3].out_channels) for b in dec if isinstance(b, ResBlock)] == [128, 64, 32]
+    assert dec[0].out_features == 32 * (side // 8) ** 2 and (side != 32 or dec[0].out_features == 512)
+    x = torch.rand(2, 3, side, side)
+    assert enc.eval()(x).shape == (2, 32) and dec.eval()(torch.randn(2, 16)).shape == (2, 3, side, side)
+    vae = build_model("ar-elbo", profile="resnet", image_shape=(3, side, side), latent_dim=16)
+    assert vae.decode(torch.randn(2, 16)).shape == (2, 3, side, side)

@@ -116,3 +116,13 @@ def test_a_saved_lsr_gan_never_reads_a_base_outside_its_checkpoint_root(tmp_path
         explorer.load(tmp_path / "mnist" / "lsr-gan.safetensors")
     shutil.copy(root / "checkpoints" / "mnist" / "ar-elbo-iso-i.safetensors", tmp_path / "mnist")
     assert explorer.load(tmp_path / "mnist" / "lsr-gan.safetensors").base.latent_dim == 16  # beside it: found
+
+
+def test_the_paper_generator_for_colour_images_is_004s_resnet(tmp_path, save_model):
+    """004 App. D: on colour images the paper profile's G is the ResNet generator (ResBlock up 128-64-32)."""
+    from explorer.nets import ResBlock
+    base = save_model(tmp_path / "ar-elbo-iso-i.safetensors", family="ar-elbo", image_shape=(3, 32, 32))
+    gan = build_model("lsr-gan", base_path=str(base), profile="paper", image_shape=(3, 32, 32)).eval()
+    assert [b.main[3].out_channels for b in gan.decoder if isinstance(b, ResBlock)] == [128, 64, 32]
+    assert gan.decode(torch.randn(2, gan.latent_dim)).shape == (2, 3, 32, 32)
+    assert gan.discriminator(torch.rand(2, 3, 32, 32)).shape == (2,)

@@ -21,7 +21,8 @@ Readings where the paper is ambiguous:
 3. **Architecture.** App. D uses a ResNet generator "the same as" the VAE decoder and a DCGAN
    discriminator; we keep the pairing with the project's profiles: G is the profile's decoder
    with batch norm (``small`` -> ``small-bn``, ``paper`` -> the AR-ELBO App. J.1 decoder, which
-   has batch norm; App. J.2's for colour images, in place of 004's ResNet, which is not built), D is :func:`explorer.nets.dcgan_discriminator` scaled to 28 x 28.
+   has batch norm; for colour images 004 App. D's ResNet generator, :func:`explorer.nets.resnet_nets`;
+   ``resnet`` -> that generator at any size), D is :func:`explorer.nets.dcgan_discriminator` scaled to 28 x 28.
    Optimiser (App. D): Adam, learning rate 2e-4, β1 = 0.5 (:mod:`explorer.adversarial`).
 4. **Which q.** The base encoder's q(z|x) = N(μ(x), diag σ²(x)), in eval mode and frozen: its
    weights are not parameters of this model, are never in its state dict, and never train.
@@ -75,7 +76,8 @@ from .base import LatentModel, ModelConfig
 
 DEFAULT_LAMBDA = 5e-4  # reading 7 in the module docstring
 DEFAULT_BASE = "ar-elbo-iso-i"  # 004 App. A: the VAE's log-MSE reconstruction term is AR-ELBO Iso-I
-GENERATOR_NETS = {"small": "small-bn", "paper": "paper"}
+GENERATOR_NETS = {"small": "small-bn", "paper": "paper", "resnet": "resnet"}
+COLOUR_GENERATOR_NETS = {"paper": "resnet"}  # 004 App. D's ResNet generator for colour images (reading 3)
 LATENT_TERMS = ("detached-variance", "nll")
 
 
@@ -195,7 +197,9 @@ class LSRGAN(LatentModel):
         object.__setattr__(self, "base", base if base is not None else resolve_base(config, near, load))
         self.meta, self.arrays = {}, {}
         self.config = config
-        self.decoder = build_nets(GENERATOR_NETS[config.profile], config.image_shape, 1, config.latent_dim)[1]
+        nets = (COLOUR_GENERATOR_NETS.get(config.profile, GENERATOR_NETS[config.profile])
+                if config.image_shape[0] == 3 else GENERATOR_NETS[config.profile])
+        self.decoder = build_nets(nets, config.image_shape, 1, config.latent_dim)[1]
         self.discriminator = dcgan_discriminator(config.image_shape, config.disc_width)
         self.gmm = GaussianMixtureSampler(config.latent_dim)
 
