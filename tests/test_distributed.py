@@ -112,10 +112,10 @@ def test_train_py_refuses_a_batch_the_ranks_cannot_split(monkeypatch, tmp_path, 
 
 # ---- equivalence: 2 gloo ranks at global batch 64 against one process at 64 ---------------------
 def test_two_ranks_take_the_steps_one_process_takes(tmp_path):
-    """vae and ar-elbo-iso-i (whose σx² MLE is the global batch's): 32 steps (one epoch of 2,000
-    MNIST images, the last batch 16) in float64, with the losses' noise held constant (each rank
-    draws its own noise by design): the weights agree to 1e-10."""
-    models, args = ["vae", "ar-elbo-iso-i"], ["--images", "2000", "--no-noise", "--float64"]
+    """vae and ar-elbo-iso-i (whose σx² MLE is the global batch's): 21 steps (one epoch of 1,296
+    MNIST images: 20 full batches of 64 and a last one of 16) in float64, with the losses' noise held
+    constant (each rank draws its own noise by design): the weights agree to 1e-10."""
+    models, args = ["vae", "ar-elbo-iso-i"], ["--images", "1296", "--no-noise", "--float64"]
     one, two = _worker(tmp_path / "one", models, *args, ranks=1), _worker(tmp_path / "two", models, *args, ranks=2)
     for m in models:
         (single,), (r0, r1) = one[m], two[m]
@@ -140,7 +140,7 @@ def test_one_ddp_step_changes_both_ranks_weights_identically(tmp_path):
 
 # ---- resume -------------------------------------------------------------------------------------
 def test_a_killed_two_rank_run_resumes_to_the_same_weights(tmp_path):
-    args = ["--images", "1500", "--epochs", "3"]
+    args = ["--images", "960", "--epochs", "3"]
     straight = _worker(tmp_path / "straight", ["vae"], *args, ranks=2)["vae"][0]
     resume = tmp_path / "run.resume.pt"
     cmd = [*TORCHRUN, str(WORKER), "--model", "vae", *args, "--resume", str(resume), "--out", str(tmp_path / "killed")]
@@ -161,7 +161,7 @@ def test_a_killed_two_rank_run_resumes_to_the_same_weights(tmp_path):
 
 def test_resume_moves_between_one_process_and_two_ranks(tmp_path):
     resume = tmp_path / "run.resume.pt"
-    m, base = ["ar-elbo-iso-i"], ["--images", "640", "--resume", str(resume)]
+    m, base = ["ar-elbo-iso-i"], ["--images", "384", "--resume", str(resume)]
     first = _worker(tmp_path / "a", m, *base, "--epochs", "1", ranks=1)[m[0]][0]
     second = _worker(tmp_path / "b", m, *base, "--epochs", "2", ranks=2)[m[0]][0]
     third = _worker(tmp_path / "c", m, *base, "--epochs", "3", ranks=1)[m[0]][0]
