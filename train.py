@@ -106,12 +106,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="cifar10/celeba: let torchvision download a missing dataset into the data root (off: nothing "
                         "is downloaded)")
     args = p.parse_args(argv)
-    try:
-        world = distributed.env_context().world_size
-    except ValueError:  # bad torchrun variables: check_args reports them
-        world = 1
-    launcher = f"torchrun --nproc_per_node {world} train.py " if world > 1 else "python train.py "
-    args.command = launcher + shlex.join(sys.argv[1:] if argv is None else argv)
+    args.command = distributed.launch_command("train.py") + " " + shlex.join(sys.argv[1:] if argv is None else argv)
     return args
 
 

@@ -20,8 +20,7 @@ Sources (no network is used for MNIST and Fashion-MNIST):
   torchvision's layout: ``ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch}`` and
   ``ROOT/celeba/{img_align_celeba/*.jpg,list_eval_partition.txt}``. Nothing is downloaded
   unless the data root was set with ``download=True`` (``--download``), which hands the folder
-  to torchvision's downloader first. Neither has class labels that the project uses for CelebA
-  (its labels are 0).
+  to torchvision's downloader first. CelebA has no class labels here (its labels are all 0).
 """
 from __future__ import annotations
 
@@ -171,9 +170,10 @@ def _download(name: str) -> None:
 def _load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
     folder = data_root() / "cifar-10-batches-py"
     want = CIFAR10_FILES[split]
-    if _ROOT["download"] and any(not (folder / f).is_file() for f in want):
-        _download("cifar10")
     missing = [f for f in want if not (folder / f).is_file()]
+    if missing and _ROOT["download"]:
+        _download("cifar10")
+        missing = [f for f in want if not (folder / f).is_file()]
     if missing:
         raise _missing("cifar10", folder, missing, "torchvision's CIFAR-10 python batches data_batch_1..5 and test_batch")
     xs, ys = [], []

@@ -32,11 +32,6 @@ class DistContext:
     backend: str | None = None
 
     @property
-    def is_main(self) -> bool:
-        """Rank 0: the one rank that writes files and prints summaries."""
-        return self.rank == 0
-
-    @property
     def enabled(self) -> bool:
         return self.world_size > 1
 
@@ -62,6 +57,17 @@ def env_context(environ=None) -> DistContext:
     if world < 1 or not 0 <= rank < world or local < 0:
         raise ValueError(f"RANK={rank} must be in 0..WORLD_SIZE-1 with WORLD_SIZE={world} >= 1 and LOCAL_RANK={local} >= 0")
     return DistContext(rank=rank, world_size=world, local_rank=local)
+
+
+def launch_command(target: str) -> str:
+    """How this process was started, for provenance: ``torchrun --nproc_per_node N TARGET`` under
+    torchrun, ``python TARGET`` otherwise (``TARGET`` is ``train.py`` or ``-m explorer.evaluate``).
+    Bad torchrun variables read as a plain run here; :func:`init` reports them."""
+    try:
+        world = env_context().world_size
+    except ValueError:
+        world = 1
+    return f"torchrun --nproc_per_node {world} {target}" if world > 1 else f"python {target}"
 
 
 def backend_for(device: torch.device) -> str:

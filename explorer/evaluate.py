@@ -450,9 +450,8 @@ def table_main(args, argv) -> int:
         distributed.shutdown()
     if table is None:  # not rank 0: rank 0 writes the table
         return 0
-    world = distributed.env_context().world_size
-    launcher = f"torchrun --nproc_per_node {world} -m explorer.evaluate " if world > 1 else "python -m explorer.evaluate "
-    table["command"] = launcher + shlex.join(sys.argv[1:] if argv is None else argv)
+    table["command"] = (distributed.launch_command("-m explorer.evaluate") + " "
+                        + shlex.join(sys.argv[1:] if argv is None else argv))
     table["checkpoints"] = {name: file_sha256(paths[name]) for name in names}  # which file each row measured
     if old is not None:
         try:

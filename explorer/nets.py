@@ -91,23 +91,34 @@ def paper_colour_nets(image_shape: tuple[int, int, int], enc_out: int, latent_di
     CIFAR-10's 32 x 32, the same net on the smaller images, as 004 App. D also trains CIFAR-10).
     Needs H divisible by 16.
     """
+    return _conv5_colour_nets(image_shape, enc_out, latent_dim, "paper", bn_first=False)
+
+
+def _conv5_colour_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim: int, profile: str,
+                       bn_first: bool) -> tuple[nn.Module, nn.Module]:
+    """The CelebA pair that AR-ELBO App. J.2 and RAE share: encoder Conv128-256-512-1024 (5x5,
+    stride 2, ReLU) - FC; decoder FC 1024 x (H/8)² - ConvT512-256-128 (5x5, stride 2, ReLU) -
+    ConvT C (5x5, stride 1). Batch norm after every hidden conv but the first of each network,
+    or after every one with ``bn_first``. Raises ValueError unless H is divisible by 16."""
     c, h, _ = _check_shape(image_shape)
     if h % 16:
-        raise ValueError(f"image shape {image_shape} is not supported by the colour paper profile: side must be "
+        raise ValueError(f"image shape {image_shape} is not supported by the colour {profile} profile: side must be "
                          f"divisible by 16 (32 for CIFAR-10, 64 for CelebA)")
-    layers, ch_in = [], c
+
+    def block(layer, ch, i):
+        return [layer] + ([nn.BatchNorm2d(ch)] if i or bn_first else []) + [nn.ReLU()]
+
+    enc, ch_in = [], c
     for i, ch in enumerate((128, 256, 512, 1024)):
-        layers += [nn.Conv2d(ch_in, ch, 5, 2, 2)] + ([nn.BatchNorm2d(ch)] if i else []) + [nn.ReLU()]
+        enc += block(nn.Conv2d(ch_in, ch, 5, 2, 2), ch, i)
         ch_in = ch
-    encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(1024 * (h // 16) ** 2, enc_out))
+    dec = []
+    for i, (ch_in, ch) in enumerate(((1024, 512), (512, 256), (256, 128))):
+        dec += block(nn.ConvTranspose2d(ch_in, ch, 5, 2, 2, output_padding=1), ch, i)
     s = h // 8
-    decoder = nn.Sequential(
-        nn.Linear(latent_dim, 1024 * s * s), nn.Unflatten(1, (1024, s, s)),
-        nn.ConvTranspose2d(1024, 512, 5, 2, 2, output_padding=1), nn.ReLU(),
-        nn.ConvTranspose2d(512, 256, 5, 2, 2, output_padding=1), nn.BatchNorm2d(256), nn.ReLU(),
-        nn.ConvTranspose2d(256, 128, 5, 2, 2, output_padding=1), nn.BatchNorm2d(128), nn.ReLU(),
-        nn.ConvTranspose2d(128, c, 5, 1, 2),
-    )
+    encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(1024 * (h // 16) ** 2, enc_out))
+    decoder = nn.Sequential(nn.Linear(latent_dim, 1024 * s * s), nn.Unflatten(1, (1024, s, s)), *dec,
+                            nn.ConvTranspose2d(128, c, 5, 1, 2))
     return encoder, decoder
 
 
@@ -173,21 +184,7 @@ def rae_colour_nets(image_shape: tuple[int, int, int], enc_out: int, latent_dim:
     BN-ReLU) - ConvT C (5x5, stride 1). As AR-ELBO App. J.2's network but with batch norm on every
     hidden layer (:func:`paper_colour_nets`). Needs H divisible by 16 (32 for CIFAR-10, 64 for CelebA).
     """
-    c, h, _ = _check_shape(image_shape)
-    if h % 16:
-        raise ValueError(f"image shape {image_shape} is not supported by the colour rae profile: side must be "
-                         f"divisible by 16 (32 for CIFAR-10, 64 for CelebA)")
-    layers, ch_in = [], c
-    for ch in (128, 256, 512, 1024):
-        layers += [nn.Conv2d(ch_in, ch, 5, 2, 2), nn.BatchNorm2d(ch), nn.ReLU()]
-        ch_in = ch
-    encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(1024 * (h // 16) ** 2, enc_out))
-    s, ups = h // 8, []
-    for ch_in, ch in ((1024, 512), (512, 256), (256, 128)):
-        ups += [nn.ConvTranspose2d(ch_in, ch, 5, 2, 2, output_padding=1), nn.BatchNorm2d(ch), nn.ReLU()]
-    decoder = nn.Sequential(nn.Linear(latent_dim, 1024 * s * s), nn.Unflatten(1, (1024, s, s)), *ups,
-                            nn.ConvTranspose2d(128, c, 5, 1, 2))
-    return encoder, decoder
+    return _conv5_colour_nets(image_shape, enc_out, latent_dim, "rae", bn_first=True)
 
 
 class ResBlock(nn.Module):

@@ -271,9 +271,7 @@ class DDPModules:
                 setattr(self.model, n, m)
 
 
-def ddp_loss(model: nn.Module, device: torch.device) -> DDPLoss:
-    """The VAE family's ``distribute``: the whole loss under one DDP (:class:`DDPLoss`)."""
-    return DDPLoss(model, device)
+ddp_loss = DDPLoss  # the VAE family's ``distribute``: the whole loss under one DDP
 
 
 def ddp_modules(*names: str) -> Callable:
@@ -337,13 +335,12 @@ def check_world(cfg: TrainConfig, world: int) -> None:
 
 def _mean_over_ranks(sums: dict[str, float], steps: int) -> dict[str, float]:
     """Every rank's epoch sums of the step terms, averaged over steps and ranks (the same keys on every rank)."""
-    keys = sorted(sums)
     world = distributed.world_size()
-    if world > 1:
-        t = torch.tensor([sums[k] for k in keys], dtype=torch.float64)
-        torch.distributed.all_reduce(t)
-        return {k: float(v) / (steps * world) for k, v in zip(keys, t)}
-    return {k: sums[k] / steps for k in sums}
+    if world == 1:
+        return {k: v / steps for k, v in sums.items()}
+    keys = sorted(sums)
+    total = distributed.global_sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64))
+    return {k: float(v) / (steps * world) for k, v in zip(keys, total)}
 
 
 def fit(model, data: torch.Tensor | tuple[torch.Tensor, ...], cfg: TrainConfig, *,

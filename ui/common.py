@@ -14,6 +14,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from explorer.data import dataset_info
+from explorer.layout import list_models
 from ui import state
 from ui.catalog import checkpoint_dir, checkpoints
 
@@ -23,11 +24,9 @@ COLOUR_DATASETS = ("cifar10", "celeba")  # listed when the checkpoint folder has
 
 def app_datasets() -> tuple[str, ...]:
     """The sidebar's datasets: MNIST and Fashion-MNIST, then each colour dataset whose folder in
-    the checkpoint root holds a file (trained with ``--data-root``; the app reads its test images
-    from ``$LATENT_EXPLORER_DATA``)."""
-    root = checkpoint_dir()
-    extra = tuple(d for d in COLOUR_DATASETS if (root / d).is_dir() and any((root / d).glob("*.safetensors")))
-    return APP_DATASETS + extra
+    the checkpoint root holds a usable model (the listing rule of :func:`explorer.layout.list_models`;
+    trained with ``--data-root``; the app reads its test images from ``$LATENT_EXPLORER_DATA``)."""
+    return APP_DATASETS + tuple(d for d in COLOUR_DATASETS if list_models(checkpoint_dir(), d))
 PROJECTIONS = {"pca": "PCA", "umap": "UMAP", "identity": "true latent plane (d = 2)"}
 DEFAULT_MODELS = ("vae", "ar-elbo-iso-i", "consistency-vae")
 SAMPLER_LABELS = {"prior": "prior N(0, I)", "gmm-10": "GMM-10 on train codes", "gmm-100": "GMM-100 on train codes",

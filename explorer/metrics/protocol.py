@@ -70,7 +70,7 @@ def reference_features(dataset: str, backbone, n_ref: int | None = None, cache: 
         try:
             _, cached = read_safetensors(path, None, what="a reference-feature cache file")
             feats = cached.get("features")
-            if feats is None or feats.shape != (len(x), backbone.feature_dim):
+            if feats is not None and feats.shape != (len(x), backbone.feature_dim):
                 feats = None
         except CheckpointError:  # unreadable cache entry: recompute below
             pass
@@ -93,9 +93,9 @@ def sharded_features(backbone, images: torch.Tensor, chunk: int | None = None,
     torchrun each rank extracts the features of its contiguous shard
     (:func:`explorer.distributed.shard`) and every rank gets all of them, in order."""
     part = images[distributed.shard(len(images), distributed.rank(), distributed.world_size())]
-    starts = range(0, len(part), chunk or max(len(part), 1))
-    bar = tqdm(starts, desc=progress, disable=progress is None or distributed.rank() != 0)
-    local = [backbone.features(part[k:k + (chunk or len(part))]) for k in bar]
+    size = chunk or max(len(part), 1)
+    bar = tqdm(range(0, len(part), size), desc=progress, disable=progress is None or distributed.rank() != 0)
+    local = [backbone.features(part[k:k + size]) for k in bar]
     feats = torch.cat(local) if local else torch.zeros(0, backbone.feature_dim)
     return distributed.gather(feats)[0]
 

@@ -197,8 +197,9 @@ class LSRGAN(LatentModel):
         object.__setattr__(self, "base", base if base is not None else resolve_base(config, near, load))
         self.meta, self.arrays = {}, {}
         self.config = config
-        nets = (COLOUR_GENERATOR_NETS.get(config.profile, GENERATOR_NETS[config.profile])
-                if config.image_shape[0] == 3 else GENERATOR_NETS[config.profile])
+        nets = GENERATOR_NETS[config.profile]
+        if config.image_shape[0] == 3:
+            nets = COLOUR_GENERATOR_NETS.get(config.profile, nets)
         self.decoder = build_nets(nets, config.image_shape, 1, config.latent_dim)[1]
         self.discriminator = dcgan_discriminator(config.image_shape, config.disc_width)
         self.gmm = GaussianMixtureSampler(config.latent_dim)
