@@ -10,7 +10,7 @@
   and gmm-100, two-stage where an ex-post sidecar is fitted, sampler-net for ldc-vae).
 - LSR-GAN (seed 004 §2.2): sharpness(G(μ(x))) / sharpness(VAE reconstruction), target >= 1.3 (paper
   0.28 / 0.17 = 1.65 on CIFAR-10), for every shipped λ; latent_recovery(lsr-gan) /
-  latent_recovery(lsr-gan-lambda0), target <= 0.5 (``lsr-gan`` is the default λ: 5e-4 from reading 7 on, shipped on MNIST; 0.01 in the Fashion-MNIST files); the measures
+  latent_recovery(lsr-gan-lambda0), target <= 0.5 (``lsr-gan`` is the default λ, 5e-4: reading 7); the measures
   of every shipped lsr-gan* (``explorer.evaluate.lsr_gan_metrics``).
 """
 import argparse

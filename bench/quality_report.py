@@ -21,7 +21,7 @@ from explorer.layout import list_models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["prior", "gmm-10", "gmm-100", "two-stage", "sampler-net"]
-RENAMED = {"lsr-gan": "lsr-gan-lambda1", "lsr-gan-lambda0.01": "lsr-gan"}  # before -> after names (λ default)
+RENAMED = {"lsr-gan": "lsr-gan-lambda1", "lsr-gan-lambda0.01": "lsr-gan"}  # before -> after names (λ default; λ = 1 no longer ships)
 
 
 def fmt(v, spec):

@@ -379,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--out", type=Path, help="write the table as JSON here (e.g. results/mnist-classifier.json)")
     table.add_argument("--update", action="store_true",
                        help="with --out and --models: recompute only these models' rows and keep the other rows of "
-                            "the existing --out table (same backbone, n, reference, seed)")
+                            "the existing --out table (same backbone, n, reference, seed); rows of models whose checkpoint "
+                            "is no longer in the folder are dropped")
     args = p.parse_args(argv)
     if args.dataset:
         if args.update and not (args.out and args.models):
@@ -455,7 +456,7 @@ def table_main(args, argv) -> int:
     table["checkpoints"] = {name: file_sha256(paths[name]) for name in names}  # which file each row measured
     if old is not None:
         try:
-            table = merge_tables(old, table)
+            table = merge_tables(old, table, shipped=paths)  # rows of removed checkpoints go
         except ValueError as e:
             print(f"error: --update: {e}", file=sys.stderr)
             return 2

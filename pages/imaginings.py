@@ -23,7 +23,7 @@ ok, _ = checkpoints(dataset)
 gans = [n for n, h in ok.items() if h["family"] == "lsr-gan"]
 if not gans:
     st.info(f"No LSR-GAN checkpoints for {dataset}. Train one with `python train.py --model lsr-gan --dataset "
-            f"{dataset} --vae checkpoints/{dataset}/ar-elbo-iso-i.safetensors --lambda 1`.")
+            f"{dataset} --vae checkpoints/{dataset}/ar-elbo-iso-i.safetensors` (λ = 5e-4, the default).")
     st.stop()
 lam_of = {n: float(ok[n]["config"].get("lam") or 0.0) for n in gans}
 gans.sort(key=lambda n: (lam_of[n], n))  # the λ = 0 control first, then increasing λ
@@ -56,11 +56,11 @@ if measured[default] < float("inf"):
                "classifier Fréchet distance here (" + ", ".join(f"λ = {lam_of[n]:g}: {measured[n]:.1f}" for n in gans
                                                                if measured[n] < float('inf')) + "). λ = 0 is the "
                "plain-GAN control: its G(μ(x)) need not resemble x.")
-if measured[name] > 5 * measured[default]:  # e.g. a literal λ = 1 against the sharp AR-ELBO base
+if measured[name] > 5 * measured[default]:  # e.g. a literal λ = 1 against the sharp AR-ELBO base (reading 8)
     st.caption(f"λ = {lam_of[name]:g} is the far end of the λ ablation, not a usable generator: its G(z) scores "
                f"{measured[name]:.0f} against {measured[default]:.0f}. Against this sharp base the latent term "
                "outweighs the adversarial one by orders of magnitude, the discriminator rejects every G(z), and G "
-               "draws speckle (docs/readings.md, LSR-GAN readings 6-7).")
+               "draws speckle (docs/readings.md, LSR-GAN readings 6-8).")
 model = get_model(dataset, name)
 if model is None:
     st.stop()

@@ -103,7 +103,7 @@ LINKS = [dict(page="sliders", dataset="mnist", models="vae,beta-vae", index="7",
          dict(page="drift", dataset="mnist", models="vae", projection="umap", images="3,5"),
          dict(page="sampler", dataset="mnist", models="vae", projection="umap"),
          dict(page="leaderboard", dataset="mnist", backbone="inception", metric="fd"),
-         dict(page="imaginings", dataset="mnist", models="lsr-gan-lambda1"),
+         dict(page="imaginings", dataset="mnist", models="lsr-gan-lambda0.002"),
          dict(page="your_input", dataset="mnist", projection="umap")]
 
 
@@ -124,7 +124,7 @@ def test_a_link_sets_widgets_without_the_default_value_warning(link, monkeypatch
     ("coverage", "nonexistent,vae", "coverage_models_mnist", ["vae"]),
     ("sliders", "nonexistent,vae", "sliders_model_mnist", "vae"),
     ("sliders", "vae,nonexistent,beta-vae", "sliders_compare_mnist_vae", ["beta-vae"]),
-    ("imaginings", "nonexistent,lsr-gan-lambda1", "imagine_model_mnist", "lsr-gan-lambda1"),
+    ("imaginings", "nonexistent,lsr-gan-lambda0.002", "imagine_model_mnist", "lsr-gan-lambda0.002"),
     ("particle_flow", "nonexistent,ldc-vae", "flow_model_mnist", "ldc-vae"),
 ], ids=["coverage", "sliders", "sliders-compare", "imaginings", "particle_flow"])
 def test_a_link_with_some_unknown_models_keeps_the_known_ones(page, models, widget, value):

@@ -95,6 +95,17 @@ def test_merge_tables_replaces_only_the_new_models_rows():
         merge_tables(old, _table(n=50))
 
 
+def test_merge_tables_drops_the_rows_of_removed_checkpoints():
+    old = {**_table(rows=[("test-data", 1.0), ("a", 2.0), ("gone", 5.0), ("b", 3.0)]),
+           "checkpoints": {"a": "1", "gone": "2", "b": "3"}}
+    new = {**_table(rows=[("test-data", 1.1), ("c", 4.0)]), "checkpoints": {"c": "4"}}
+    merged = merge_tables(old, new, shipped=["a", "b", "c"])
+    assert [(r["model"], r["fd"]) for r in merged["rows"]] == [("test-data", 1.1), ("a", 2.0), ("b", 3.0), ("c", 4.0)]
+    assert merged["checkpoints"] == {"a": "1", "b": "3", "c": "4"}
+    assert merged["updates"][-1]["dropped"] == ["gone"]
+    assert "dropped" not in merge_tables(old, new)["updates"][-1]  # without the folder's names nothing goes
+
+
 def test_stale_models_are_those_whose_file_changed():
     table = {"checkpoints": {"a": "1", "b": "2", "gone": "3"}}
     assert stale_models(table, {"a": "1", "b": "9", "new": "4"}) == ["b"]

@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -226,12 +227,14 @@ def evaluate_table(dataset: str, backbone, models: dict, n: int = 10_000, n_ref:
 MERGE_KEYS = ("dataset", "backbone", "n", "n_ref", "prdc_n", "seed")  # what makes two tables' rows comparable
 
 
-def merge_tables(old: dict, new: dict) -> dict:
+def merge_tables(old: dict, new: dict, shipped: Iterable[str] | None = None) -> dict:
     """``old`` with the rows of ``new``'s models replaced or added (a model retrained since ``old``).
 
     Rows stay comparable only under one protocol, so the tables must agree on :data:`MERGE_KEYS`.
     The result keeps ``old``'s header and ``command``, takes ``new``'s ``test-data`` row and
     ``nn_median_test``, merges ``checkpoints`` (model -> SHA-256 of the file its rows measured); ``updates`` lists each merge (models, command, created) after the first run.
+    With ``shipped`` (the checkpoint names in the folder now), rows and records of models no longer
+    shipped are dropped (a checkpoint removed from the zoo), and the update names them (``dropped``).
 
     Raises:
         ValueError: the tables differ in one of :data:`MERGE_KEYS` (named, with both values).
@@ -241,14 +244,20 @@ def merge_tables(old: dict, new: dict) -> dict:
             raise ValueError(f"cannot merge tables with different {key}: {old.get(key)!r} (existing) vs "
                              f"{new.get(key)!r} (new); rerun the whole table")
     models = {r["model"] for r in new["rows"]} - {"test-data"}
-    kept = [r for r in old["rows"] if r["model"] not in models and r["model"] != "test-data"]
+    keep = set(shipped) | models if shipped is not None else None
+    dropped = sorted({r["model"] for r in old["rows"]} - {"test-data"} - keep) if keep is not None else []
+    kept = [r for r in old["rows"] if r["model"] not in models and r["model"] != "test-data"
+            and r["model"] not in dropped]
     data = [r for r in new["rows"] if r["model"] == "test-data"]
+    checkpoints = {**old.get("checkpoints", {}), **new.get("checkpoints", {})}
     merged = {**old, "rows": data + kept + [r for r in new["rows"] if r["model"] != "test-data"],
               "nn_median_test": new.get("nn_median_test", old.get("nn_median_test")),
               "nn_n": new.get("nn_n", old.get("nn_n")),
-              "checkpoints": {**old.get("checkpoints", {}), **new.get("checkpoints", {})}}
-    merged["updates"] = [*old.get("updates", []), {"models": sorted(models), "command": new.get("command"),
-                                                   "created": new.get("created")}]
+              "checkpoints": {k: v for k, v in checkpoints.items() if keep is None or k in keep}}
+    update = {"models": sorted(models), "command": new.get("command"), "created": new.get("created")}
+    if dropped:
+        update["dropped"] = dropped
+    merged["updates"] = [*old.get("updates", []), update]
     return merged
 
 

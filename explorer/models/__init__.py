@@ -30,9 +30,10 @@ ZOO: dict[str, tuple[str, dict]] = {
     "vae-2d": ("vae", {"latent_dim": 2, "likelihood": "bernoulli"}),  # Kingma & Welling 2014's 2-D manifold
     "ldc-vae": ("ldc-vae", {}),
     # Trained against the frozen ar-elbo-iso-i above (its default base; seed 004 App. A). The λ sweep
-    # of 004 App. C.2 and the control: λ = 5e-4 (the default, reading 7 of explorer.models.lsr_gan), 1, and 0.
+    # of 004 App. C.2 and the control: λ = 5e-4 (the default, reading 7 of explorer.models.lsr_gan), 4x it
+    # (reading 8: a literal λ = 1 draws speckle against this base), and 0.
     "lsr-gan": ("lsr-gan", {"lam": 5e-4}),
-    "lsr-gan-lambda1": ("lsr-gan", {"lam": 1.0}),
+    "lsr-gan-lambda0.002": ("lsr-gan", {"lam": 2e-3}),
     "lsr-gan-lambda0": ("lsr-gan", {"lam": 0.0}),
     # Deterministic-encoder baselines (hyperparameters and sources in their modules).
     "ae": ("ae", {}),
