@@ -244,19 +244,18 @@ def merge_tables(old: dict, new: dict, shipped: Iterable[str] | None = None) -> 
             raise ValueError(f"cannot merge tables with different {key}: {old.get(key)!r} (existing) vs "
                              f"{new.get(key)!r} (new); rerun the whole table")
     models = {r["model"] for r in new["rows"]} - {"test-data"}
-    keep = set(shipped) | models if shipped is not None else None
-    dropped = sorted({r["model"] for r in old["rows"]} - {"test-data"} - keep) if keep is not None else []
-    kept = [r for r in old["rows"] if r["model"] not in models and r["model"] != "test-data"
-            and r["model"] not in dropped]
+    recorded = {r["model"] for r in old["rows"]} | set(old.get("checkpoints", {}))
+    gone = set() if shipped is None else recorded - set(shipped) - models - {"test-data"}
+    kept = [r for r in old["rows"] if r["model"] not in models | gone | {"test-data"}]
     data = [r for r in new["rows"] if r["model"] == "test-data"]
     checkpoints = {**old.get("checkpoints", {}), **new.get("checkpoints", {})}
     merged = {**old, "rows": data + kept + [r for r in new["rows"] if r["model"] != "test-data"],
               "nn_median_test": new.get("nn_median_test", old.get("nn_median_test")),
               "nn_n": new.get("nn_n", old.get("nn_n")),
-              "checkpoints": {k: v for k, v in checkpoints.items() if keep is None or k in keep}}
+              "checkpoints": {k: v for k, v in checkpoints.items() if k not in gone}}
     update = {"models": sorted(models), "command": new.get("command"), "created": new.get("created")}
-    if dropped:
-        update["dropped"] = dropped
+    if gone:
+        update["dropped"] = sorted(gone)
     merged["updates"] = [*old.get("updates", []), update]
     return merged
 
