@@ -24,7 +24,7 @@ from .classifier import load_classifier
 from .compute import N_APP, batched, resolve_device
 from .data import dataset_info, load_dataset
 from .image_metrics import sharpness
-from .io import file_sha256
+from .io import file_sha256, read_table
 from .layout import classifier_path, is_sidecar, list_models
 from .losses import kl_gaussians, kl_std_normal, squared_error
 from .metrics import active_units, feature_statistics, frechet_distance, mmd_rbf, prdc
@@ -428,8 +428,8 @@ def table_main(args, argv) -> int:
     Run by ``torchrun --nproc_per_node N -m explorer.evaluate --dataset D ...``, the feature extraction
     is sharded over the N ranks and rank 0 writes the table."""
     try:
-        old = json.loads(args.out.read_text()) if args.update else None
-    except (OSError, json.JSONDecodeError) as e:
+        old = read_table(args.out) if args.update else None
+    except (OSError, ValueError) as e:
         print(f"error: --update: cannot read the existing table {args.out}: {e}", file=sys.stderr)
         return 2
     try:

@@ -1,6 +1,6 @@
 """File helpers every layer may use: atomic writes, file hashes, one safetensors reader with a
-format check, the error type for unusable files, and library versions for provenance.
-No other project imports.
+format check, the error type for unusable files, a checked reader for results tables, and library
+versions for provenance. Imports only explorer.schema (what a file may hold).
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+
+from .schema import table_problem
 
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "umap-learn", "safetensors", "scipy")
 
@@ -134,6 +136,34 @@ def json_field(md: dict[str, str], key: str, path: str | Path, default: str | No
         raise error(f"{path}: damaged metadata ({str(e)[:200]})") from e
     except RecursionError:
         raise error(f"{path}: damaged metadata ({key} is JSON nested too deeply to read)") from None
+
+
+MAX_TABLE_BYTES = 64 * 2**20  # a full zoo's table is ~150 KB
+
+
+def read_table(path: str | Path) -> dict:
+    """A results table written by :func:`explorer.metrics.protocol.write_table`, checked by :func:`explorer.schema.table_problem`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: one line naming the file and why it is not a usable table: larger than
+            :data:`MAX_TABLE_BYTES`, not UTF-8, not JSON, or not a table's shape.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_TABLE_BYTES:
+        raise ValueError(f"{path.name}: {size:,} bytes; a results table is at most {MAX_TABLE_BYTES:,}")
+    try:
+        table = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name}: not UTF-8 text; a results table is JSON") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path.name}: not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{path.name}: JSON nested too deep to read") from None
+    if (problem := table_problem(table)) is not None:
+        raise ValueError(f"{path.name} is not a results table: {problem}")
+    return table
 
 
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:

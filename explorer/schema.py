@@ -1,4 +1,4 @@
-"""What a checkpoint's header may hold, checked before anything is built from it.
+"""What a checkpoint's header, and a results table, may hold, checked before anything is built from them.
 
 A checkpoint's string metadata (``family``, ``config`` and ``meta``, JSON) comes from whoever
 wrote the file. :func:`validate_header` checks the parsed header against :data:`HEADER_SCHEMA`
@@ -11,6 +11,10 @@ thousand levels deep.
 The schema types every field the app and the loaders read and leaves other fields free (a
 checkpoint may carry more provenance than this version shows). Family-specific config fields
 are checked again, with their meaning, by each family's config dataclass.
+
+A results table (``results/<dataset>-<backbone>.json``, written by ``explorer.evaluate``) is
+checked the same way by :func:`table_problem` against :data:`TABLE_SCHEMA` before the Leaderboard
+or Imaginings read it: a file edited by hand or cut short is named and skipped, not a crashed page.
 
 No other project imports (io level).
 """
@@ -114,3 +118,66 @@ def header_problem(header: dict[str, Any], families: tuple[str, ...] | None = No
     if error.validator == "enum" and list(error.absolute_path) == ["family"]:
         return f"unknown model family {str(error.instance)[:80]!r}; allowed: {', '.join(sorted(families or ()))}"
     return f"{where}: {error.message[:200]}"
+
+
+MAX_TABLE_ROWS = 100_000  # rows of one results table (a full zoo has ~250)
+_TEXT = {"type": "string", "maxLength": 4096}
+_METRIC_FIELDS = ("fd", "precision", "recall", "density", "coverage", "class_entropy", "min_class_share",
+                  "nn_median", "seconds")
+
+TABLE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["dataset", "backbone", "label", "n", "reference", "prdc_k", "prdc_n", "device", "created", "rows"],
+    "properties": {
+        "dataset": {"type": "string", "maxLength": 256},
+        "backbone": {"type": "string", "maxLength": 256},
+        "label": _TEXT, "reference": _TEXT, "device": _TEXT, "created": _TEXT, "command": _TEXT,
+        "n": {"type": "integer", "minimum": 1},
+        "n_ref": {"type": ["integer", "null"], "minimum": 1},
+        "prdc_k": {"type": "integer", "minimum": 1},
+        "prdc_n": {"type": "integer", "minimum": 1},
+        "nn_median_test": _NUMBER,
+        "nn_n": {"type": ["integer", "null"], "minimum": 1},
+        "backbone_info": {"type": "object"},
+        "checkpoints": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+        "updates": {"type": "array"},
+        "rows": {
+            "type": "array", "maxItems": MAX_TABLE_ROWS,
+            "items": {
+                "type": "object",
+                "required": ["model", "protocol", "variant"],
+                "properties": {
+                    "model": {"type": "string", "minLength": 1, "maxLength": 256},
+                    "protocol": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "variant": {"type": "string", "minLength": 1, "maxLength": 256},
+                    **{k: _NUMBER for k in _METRIC_FIELDS},
+                    "class_hist": {"type": "array", "maxItems": 1000, "items": {"type": "number"}},
+                    "classes_above_1pct": {"type": ["integer", "null"], "minimum": 0},
+                    "n": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+    },
+}
+
+
+def table_problem(table: Any) -> str | None:
+    """Why a parsed results table (``results/<dataset>-<backbone>.json``, written by
+    ``explorer.evaluate``) cannot be shown, in one line, or None: not an object, a header field the
+    Leaderboard reads missing or mistyped (checked against :data:`TABLE_SCHEMA`), a metric that is
+    not a number, nesting deeper than :data:`MAX_DEPTH`, or two rows for one (model, protocol,
+    variant), which no table can show as one cell."""
+    if (depth := json_depth(table)) > MAX_DEPTH:
+        return f"nested {depth} levels deep; at most {MAX_DEPTH} are allowed"
+    error = next(iter(sorted(Draft202012Validator(TABLE_SCHEMA).iter_errors(table), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = ".".join(map(str, error.absolute_path)) or "the table"
+        return f"{where}: {error.message[:200]}"
+    seen = set()
+    for i, row in enumerate(table["rows"]):
+        key = (row["model"], row["protocol"], row["variant"])
+        if key in seen:
+            return f"rows.{i}: a second row for model {key[0][:80]!r}, {key[1][:40]}/{key[2][:80]}"
+        seen.add(key)
+    return None

@@ -1,12 +1,10 @@
 """Imaginings: what an LSR-GAN generator draws from a frozen VAE's latent codes (seed 004 Fig. 1-3)."""
-import json
-
 import numpy as np
 import streamlit as st
 import torch
 
 from ui import state
-from ui.catalog import ROOT, checkpoints, get_model, safe_dataset_images
+from ui.catalog import checkpoints, get_model, results_tables, safe_dataset_images
 from ui.common import current_dataset, ensure_navigation, presenting, to_grid, to_png
 from ui.export import picture
 from ui.inputs import upload
@@ -31,8 +29,7 @@ gans.sort(key=lambda n: (lam_of[n], n))  # the λ = 0 control first, then increa
 
 def prior_fd(name: str) -> float:
     """The classifier Fréchet distance of G(z), z ~ N(0, I), from results/<dataset>-classifier.json (inf if absent)."""
-    path = ROOT / "results" / f"{dataset}-classifier.json"
-    rows = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    rows = results_tables(dataset)[0].get("classifier", {}).get("rows", [])
     fds = [r["fd"] for r in rows if r.get("model") == name and r.get("protocol") == "sample"
            and r.get("variant") == "prior" and r.get("fd") is not None]
     return min(fds) if fds else float("inf")

@@ -1,8 +1,6 @@
 """Leaderboard: the image-space tables in results/ (FID or classifier FD, precision/recall,
 density/coverage of reconstructions, samples and interpolations), sortable, with bar charts,
 next to the seeds' published numbers. Clicking a row opens that model on the other pages."""
-import json
-from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
@@ -12,20 +10,9 @@ from explorer.io import file_sha256
 from explorer.metrics.protocol import stale_models
 from explorer.published import PROTOCOL_DIFFERENCES, PUBLISHED_SOURCES, published_rows
 from ui import state
-from ui.catalog import ROOT, checkpoints, model_version
+from ui.catalog import checkpoints, model_version, results_tables
 from ui.common import current_dataset, ensure_navigation
 from ui.export import chart
-
-
-@st.cache_data(show_spinner=False)
-def _read_tables(listing: tuple) -> dict:
-    return {path.rsplit("-", 1)[1][: -len(".json")]: json.loads(Path(path).read_text()) for path, _ in listing}
-
-
-def results_tables(dataset: str) -> dict:
-    """backbone -> table, from ``results/<dataset>-<backbone>.json`` (re-read when a file changes)."""
-    files = sorted((ROOT / "results").glob(f"{dataset}-*.json"))
-    return _read_tables(tuple((str(p), p.stat().st_mtime_ns) for p in files))
 
 
 @st.cache_data(show_spinner=False)
@@ -49,7 +36,9 @@ st.caption("Every shipped model under the papers' protocol (000 Table I, 002 Tab
            "of random test pairs (`interp/mid` at t = 0.5, `interp/rand` at random t). `test-data` is the test "
            "set itself: the floor. Click a row to open that model on the other pages.")
 
-tables = results_tables(dataset)
+tables, unusable = results_tables(dataset)
+for why in unusable.values():  # a file's name and contents: shown as text, never as markdown
+    st.warning(f"Skipped: {state.escape_md(why)}")
 if not tables:
     st.info(f"No results for {dataset} yet. Make them with `python -m explorer.evaluate --dataset {dataset} "
             f"--backbone classifier --out results/{dataset}-classifier.json`.")

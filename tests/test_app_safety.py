@@ -201,3 +201,30 @@ def test_every_page_keeps_working_beside_bad_entries(folder, monkeypatch, page):
             assert name in warned, (page, name)
     if page == "sampler":
         assert any("NaN or infinite" in w.value.replace("\\", "") for w in at.warning)  # the sidecar's
+
+
+# --- the results folder ------------------------------------------------------------------------
+
+def test_a_bad_results_file_is_named_and_skipped_and_the_good_tables_still_show(tmp_path, monkeypatch):
+    """A table cut short, one with another dataset's rows under a markdown-link file name, and one
+    with a duplicated row: the Leaderboard names each as text and shows the good table; Imaginings
+    (which reads the classifier table for its default λ) renders."""
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(ROOT / "results" / "mnist-classifier.json", results / "mnist-classifier.json")
+    (results / "mnist-inception.json").write_bytes((ROOT / "results" / "mnist-inception.json").read_bytes()[:500])
+    shutil.copy(ROOT / "results" / "fashion-mnist-classifier.json", results / f"mnist-[sign in]({HOST}).json")
+    table = json.loads((ROOT / "results" / "mnist-classifier.json").read_text())
+    (results / "mnist-twice.json").write_text(json.dumps({**table, "rows": table["rows"] + table["rows"][-1:]}))
+    monkeypatch.setenv("LATENT_EXPLORER_RESULTS", str(results))
+    at = open_url(page="leaderboard", dataset="mnist")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not live_links(at)
+    warned = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "mnist-inception.json: not JSON" in warned
+    assert f"mnist-[sign in]({HOST}).json holds 'fashion-mnist' rows, not mnist's" in warned
+    assert "mnist-twice.json is not a results table: rows." in warned and "a second row for model" in warned
+    assert [r.value for r in at.radio if r.label == "Backbone"][0] == "classifier"  # the good table is shown
+    assert at.dataframe and "vae" in at.dataframe[0].value.index
+    at = open_url(page="imaginings", dataset="mnist")
+    assert not at.exception, [e.value for e in at.exception]

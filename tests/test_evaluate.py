@@ -132,7 +132,7 @@ def test_lsr_gan_metrics_see_a_perfect_generator(gan, monkeypatch):
     assert m["imagination_variance"] == pytest.approx(m["base_imagination_variance"], rel=1e-5)
 
 
-def test_evaluate_cli_writes_a_table(tmp_path, monkeypatch):
+def test_evaluate_cli_writes_a_table(tmp_path, monkeypatch, capsys):
     from explorer.evaluate import main
 
     monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path / "cache"))
@@ -161,6 +161,14 @@ def test_evaluate_cli_writes_a_table(tmp_path, monkeypatch):
     assert main(["--dataset", "mnist", "--backbone", "classifier", "--n", "50", "--n-ref", "400",
                  "--models", "vae", "--out", str(out), "--update"]) == 2
     assert json.loads(out.read_text()) == merged  # a refused update leaves the table as it was
+    # a table cut short is refused before any work, with one line naming the file, and left as it was
+    cut = out.read_bytes()[:200]
+    out.write_bytes(cut)
+    assert main(["--dataset", "mnist", "--backbone", "classifier", "--n", "100", "--n-ref", "400",
+                 "--models", "vae", "--out", str(out), "--update"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --update: cannot read the existing table") and f"{out.name}: not JSON" in err[-1]
+    assert out.read_bytes() == cut
 
 
 def test_drift_and_sampler_coverage_handle_the_implicit_encoder(batch):

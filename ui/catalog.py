@@ -20,6 +20,7 @@ import explorer
 from explorer.checkpoint import CheckpointError, read_metadata
 from explorer.compute import N_APP
 from explorer.data import DatasetNotAvailable, load_dataset
+from explorer.io import read_table
 from explorer.layout import model_name, scan_models, sidecar_path
 from explorer.models.ldc_vae import particle_flow
 from explorer.projection import to_plane
@@ -69,6 +70,42 @@ def _scan(listing: tuple) -> tuple[dict, dict]:
         except Exception as e:  # noqa: BLE001 - one bad file must never hide the others
             broken[name] = f"{Path(path).name}: unreadable ({type(e).__name__}: {str(e)[:200]})"
     return dict(sorted(ok.items())), dict(sorted(broken.items()))
+
+
+def results_dir() -> Path:
+    """``$LATENT_EXPLORER_RESULTS`` or the repository's ``results/`` (the tables of explorer.evaluate)."""
+    return Path(os.environ.get("LATENT_EXPLORER_RESULTS", ROOT / "results"))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _read_results(dataset: str, listing: tuple) -> tuple[dict, dict]:
+    tables, problems = {}, {}
+    for path, _ in listing:
+        name = Path(path).name
+        try:
+            table = read_table(path)
+        except (OSError, ValueError) as e:
+            problems[name] = str(e) if isinstance(e, ValueError) else f"{name}: {e.strerror or e}"
+            continue
+        if table["dataset"] != dataset:
+            problems[name] = f"{name} holds {table['dataset'][:80]!r} rows, not {dataset}'s"
+            continue
+        tables[name[len(dataset) + 1: -len(".json")]] = table
+    return tables, problems
+
+
+def results_tables(dataset: str) -> tuple[dict, dict]:
+    """``(backbone -> table, file name -> why unusable)`` from ``results/<dataset>-<backbone>.json``,
+    re-read when a file changes. A file that is not a table (explorer.io.read_table) or holds
+    another dataset's rows is named in the second dict, never raised: the other tables still show."""
+    folder = results_dir()
+    listing = []
+    for p in sorted(folder.glob(f"{dataset}-*.json")) if folder.is_dir() else []:
+        try:
+            listing.append((str(p), p.stat().st_mtime_ns))
+        except OSError:  # removed between the listing and now
+            continue
+    return _read_results(dataset, tuple(listing))
 
 
 RUN_LISTINGS = "_catalog_listings"  # session-state key: this run's folder listings, dataset -> (ok, broken)
