@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from targets import fd_table, sidecar_modes  # noqa: E402
+from targets import classifier_rows, fd_table, sidecar_modes  # noqa: E402
 
 from explorer.checkpoint import read_metadata  # noqa: E402
 from explorer.layout import list_models  # noqa: E402
@@ -37,7 +37,7 @@ def main() -> int:
     args = p.parse_args()
     before = json.loads(args.before.read_text()) if args.before.is_file() else {}
     for ds in args.datasets:
-        fd = fd_table(args.results, ds)
+        fd = fd_table(classifier_rows(args.results, ds))
         old = before.get(ds, {})
         old_models = {RENAMED.get(k, k): v for k, v in old.get("models", {}).items()}
         print(f"\n#### {ds}\n")
