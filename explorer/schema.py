@@ -111,13 +111,22 @@ def header_problem(header: dict[str, Any], families: tuple[str, ...] | None = No
     schema = HEADER_SCHEMA
     if families is not None:
         schema = {**schema, "properties": {**schema["properties"], "family": {"enum": sorted(families)}}}
-    error = next(iter(sorted(Draft202012Validator(schema).iter_errors(header), key=lambda e: list(e.path))), None)
+    error = _first_error(Draft202012Validator(schema), header)
     if error is None:
         return None
-    where = ".".join(map(str, error.absolute_path)) or "the header"
     if error.validator == "enum" and list(error.absolute_path) == ["family"]:
         return f"unknown model family {str(error.instance)[:80]!r}; allowed: {', '.join(sorted(families or ()))}"
-    return f"{where}: {error.message[:200]}"
+    return _describe(error, "the header")
+
+
+def _first_error(validator: Draft202012Validator, value: Any):
+    """The schema violation nearest the top of ``value`` (errors sorted by path), or None."""
+    return next(iter(sorted(validator.iter_errors(value), key=lambda e: list(e.path))), None)
+
+
+def _describe(error, whole: str) -> str:
+    """One line: where the violation is (dotted path, or ``whole``) and the validator's message."""
+    return f"{'.'.join(map(str, error.absolute_path)) or whole}: {error.message[:200]}"
 
 
 MAX_TABLE_ROWS = 100_000  # rows of one results table (a full zoo has ~250)
@@ -160,6 +169,7 @@ TABLE_SCHEMA: dict[str, Any] = {
         },
     },
 }
+_TABLE_VALIDATOR = Draft202012Validator(TABLE_SCHEMA)
 
 
 def table_problem(table: Any) -> str | None:
@@ -170,10 +180,9 @@ def table_problem(table: Any) -> str | None:
     variant), which no table can show as one cell."""
     if (depth := json_depth(table)) > MAX_DEPTH:
         return f"nested {depth} levels deep; at most {MAX_DEPTH} are allowed"
-    error = next(iter(sorted(Draft202012Validator(TABLE_SCHEMA).iter_errors(table), key=lambda e: list(e.path))), None)
+    error = _first_error(_TABLE_VALIDATOR, table)
     if error is not None:
-        where = ".".join(map(str, error.absolute_path)) or "the table"
-        return f"{where}: {error.message[:200]}"
+        return _describe(error, "the table")
     seen = set()
     for i, row in enumerate(table["rows"]):
         key = (row["model"], row["protocol"], row["variant"])

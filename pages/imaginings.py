@@ -27,10 +27,12 @@ lam_of = {n: float(ok[n]["config"].get("lam") or 0.0) for n in gans}
 gans.sort(key=lambda n: (lam_of[n], n))  # the λ = 0 control first, then increasing λ
 
 
+classifier_rows = results_tables(dataset)[0].get("classifier", {}).get("rows", [])
+
+
 def prior_fd(name: str) -> float:
     """The classifier Fréchet distance of G(z), z ~ N(0, I), from results/<dataset>-classifier.json (inf if absent)."""
-    rows = results_tables(dataset)[0].get("classifier", {}).get("rows", [])
-    fds = [r["fd"] for r in rows if r.get("model") == name and r.get("protocol") == "sample"
+    fds = [r["fd"] for r in classifier_rows if r.get("model") == name and r.get("protocol") == "sample"
            and r.get("variant") == "prior" and r.get("fd") is not None]
     return min(fds) if fds else float("inf")
 

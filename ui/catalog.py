@@ -84,8 +84,11 @@ def _read_results(dataset: str, listing: tuple) -> tuple[dict, dict]:
         name = Path(path).name
         try:
             table = read_table(path)
-        except (OSError, ValueError) as e:
-            problems[name] = str(e) if isinstance(e, ValueError) else f"{name}: {e.strerror or e}"
+        except ValueError as e:  # already one line naming the file
+            problems[name] = str(e)
+            continue
+        except OSError as e:
+            problems[name] = f"{name}: {e.strerror or e}"
             continue
         if table["dataset"] != dataset:
             problems[name] = f"{name} holds {table['dataset'][:80]!r} rows, not {dataset}'s"
