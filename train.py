@@ -61,8 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--name", help="checkpoint name (default: derived from the config, e.g. ar-elbo-iso-d)")
     p.add_argument("--variance", choices=VARIANCES, help="AR-ELBO variance parameterization (seed 002 Table 2)")
     p.add_argument("--diag-d-variance", choices=DIAG_D_VARIANCES,
-                   help="ar-elbo diag-d: estimate σᵢ²(z) leaving out the image it weighs (default) or in-sample "
-                        "(see explorer.models.ar_elbo)")
+                   help="ar-elbo diag-d: how σᵢ²(z) is estimated: pooled with the Diag-I variance (default), leaving "
+                        "out the image it weighs, or in-sample (see explorer.models.ar_elbo)")
     p.add_argument("--beta", type=float, help="KL weight (vae family)")
     p.add_argument("--alpha", type=float, help="consistency-loss weight (consistency-vae)")
     p.add_argument("--particles", type=int, help="ldc-vae: SVGD particles (encoder noise draws) per image, M (default 8)")

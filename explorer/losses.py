@@ -168,7 +168,7 @@ def conditional_sigma2(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, mu
 
 def ar_elbo_reconstruction(x: torch.Tensor, x_hat: torch.Tensor, variance: str,
                            eps: float = AR_ELBO_EPS, posterior: tuple | None = None,
-                           leave_one_out: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                           leave_one_out: bool = False, pooled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """AR-ELBO reconstruction objective J_rec at the MLE of Sigma_x (seed 002 Table 2, eq. 9, 41, 45, 49, 53).
 
     The value returned is the Gaussian negative log-likelihood per image evaluated at the MLE
@@ -189,11 +189,23 @@ def ar_elbo_reconstruction(x: torch.Tensor, x_hat: torch.Tensor, variance: str,
     ``leave_one_out`` is passed on (Diag-D reading 2); the NLL is then that of image b under a
     variance estimated without it, a held-out figure that is much larger than the in-sample one.
 
+    Diag-D with ``pooled=True`` (reading 3, :mod:`explorer.models.ar_elbo`) needs no posterior: the
+    variance is σ̂ᵢ²(z_b) = ½ (σ̄ᵢ² + (x_b,i - μᵢ(z_b))²) + eps, the mean of eq. 51's one-image MLE
+    and eq. 47's batch MLE σ̄ᵢ² (equivalently, the posterior mean of σᵢ²(z_b) given that one error
+    under an inverse-gamma prior of shape 3/2 and mean σ̄ᵢ²), held fixed in the step. Its per-pixel
+    gradient (μᵢ - xᵢ) / σ̂ᵢ² is twice that of Table 2's Diag-D objective ½ ln((xᵢ - μᵢ)² + εᵢ) with
+    the stabilising constant εᵢ = σ̄ᵢ² in place of 1e-6.
+
     Returns:
         ``(rec, sigma2)``: ``rec`` is a scalar, the batch-mean per-image nats; ``sigma2`` is
         the detached MLE from :func:`sigma2_mle`.
     """
     d = x[0].numel()
+    if variance == "diag-d" and pooled:
+        with torch.no_grad():
+            s2 = 0.5 * (sigma2_mle(x, x_hat, "diag-i", eps=0.0) + (x - x_hat).pow(2)) + eps
+        rec = (0.5 * (x - x_hat).pow(2) / s2 + 0.5 * (LOG_2PI + s2.log())).flatten(1).sum(1).mean()
+        return rec, s2
     if variance == "diag-d" and posterior is not None:
         s2 = conditional_sigma2(x, x_hat, *posterior, eps=eps, leave_one_out=leave_one_out)
         rec = (0.5 * (x - x_hat).pow(2) / s2 + 0.5 * (LOG_2PI + s2.log())).flatten(1).sum(1).mean()

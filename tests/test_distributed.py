@@ -112,10 +112,11 @@ def test_train_py_refuses_a_batch_the_ranks_cannot_split(monkeypatch, tmp_path, 
 
 # ---- equivalence: 2 gloo ranks at global batch 64 against one process at 64 ---------------------
 def test_two_ranks_take_the_steps_one_process_takes(tmp_path):
-    """vae and ar-elbo-iso-i (whose σx² MLE is the global batch's): 21 steps (one epoch of 1,296
-    MNIST images: 20 full batches of 64 and a last one of 16) in float64, with the losses' noise held
-    constant (each rank draws its own noise by design): the weights agree to 1e-10."""
-    models, args = ["vae", "ar-elbo-iso-i"], ["--images", "1296", "--no-noise", "--float64"]
+    """vae, ar-elbo-iso-i (whose σx² MLE is the global batch's) and ar-elbo-diag-d (reading 3 pools
+    with the global batch's Diag-I variance): 21 steps (one epoch of 1,296 MNIST images: 20 full
+    batches of 64 and a last one of 16) in float64, with the losses' noise held constant (each rank
+    draws its own noise by design): the weights agree to 1e-10."""
+    models, args = ["vae", "ar-elbo-iso-i", "ar-elbo-diag-d"], ["--images", "1296", "--no-noise", "--float64"]
     one, two = _worker(tmp_path / "one", models, *args, ranks=1), _worker(tmp_path / "two", models, *args, ranks=2)
     for m in models:
         (single,), (r0, r1) = one[m], two[m]

@@ -107,6 +107,28 @@ def test_diag_d_leave_one_out_variance_never_sees_the_image_it_weighs(batch):
         conditional_sigma2(batch[:1], x_hat[:1], mu[:1], mu[:1], torch.zeros(1, 3), leave_one_out=True)
 
 
+def test_diag_d_pooled_variance_is_the_mean_of_eq_51_and_eq_47_and_never_degenerates(batch):
+    """Reading 3: σ̂ᵢ²(z_b) = ½ (σ̄ᵢ² + (x_b,i - μᵢ(z_b))²) + ε, σ̄ᵢ² the Diag-I MLE (eq. 47) and the
+    squared error eq. 51's MLE; an image decoded exactly keeps half the batch variance, not ε; the
+    loss is the NLL at that variance, and its gradient is (μ - x) / σ̂² per pixel."""
+    from explorer.losses import AR_ELBO_EPS, LOG_2PI, ar_elbo_reconstruction
+
+    g = torch.Generator().manual_seed(5)
+    x_hat = torch.rand(batch.shape, generator=g).requires_grad_(True)
+    exact = x_hat.detach().clone()
+    exact[0] = batch[0]  # image 0 decoded exactly
+    rec, s2 = ar_elbo_reconstruction(batch, exact, "diag-d", pooled=True)
+    err = (batch - exact).pow(2)
+    expected = 0.5 * (err.mean(0) + err) + AR_ELBO_EPS
+    assert torch.allclose(s2, expected, atol=1e-7)
+    assert torch.allclose(s2[0], 0.5 * err.mean(0) + AR_ELBO_EPS, atol=1e-7)
+    nll = (0.5 * err / expected + 0.5 * (LOG_2PI + expected.log())).flatten(1).sum(1).mean()
+    assert torch.isclose(rec, nll, rtol=1e-5)
+    rec, s2 = ar_elbo_reconstruction(batch, x_hat, "diag-d", pooled=True)
+    rec.backward()
+    assert torch.allclose(x_hat.grad, (x_hat.detach() - batch) / s2 / len(batch), atol=1e-5)
+
+
 def test_diag_d_with_posterior_is_the_nll_at_the_conditional_variance(batch):
     from explorer.losses import conditional_sigma2
 
