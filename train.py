@@ -4,6 +4,7 @@
     python train.py --model ar-elbo --variance iso-d --dataset fashion-mnist
     python train.py --model lsr-gan --dataset mnist --vae checkpoints/mnist/ar-elbo-iso-i.safetensors --lambda 1
     python train.py --all --dataset mnist            # the whole zoo for a dataset
+    python train.py --model ldc-sampler --dataset mnist --from runs/zoo/mnist/ldc-vae.safetensors --out runs/refit
     torchrun --nproc_per_node 2 train.py --model vae --dataset mnist   # DDP, see README "Scaling out"
 
 Writes ``OUT/<dataset>/<name>.safetensors`` (see explorer/checkpoint.py). This script only
@@ -29,12 +30,13 @@ from explorer.checkpoint import CheckpointError, load, save
 from explorer.classifier import Classifier, ClassifierConfig, save_classifier
 from explorer.compute import resolve_device
 from explorer.data import DATASETS, DatasetNotAvailable, dataset_info, load_dataset, set_data_root
-from explorer.evaluate import app_arrays, epoch_monitor, evaluate, fit_gmm
-from explorer.io import check_writable_folder, versions
+from explorer.evaluate import app_arrays, epoch_monitor, evaluate, fit_gmm, posterior_draws
+from explorer.io import check_writable_folder, file_sha256, versions
 from explorer.layout import classifier_path, model_path, name_problem, resume_path, sidecar_path
 from explorer.losses import VARIANCES
 from explorer.models import MODELS, ZOO, model_class
 from explorer.models.ar_elbo import DIAG_D_VARIANCES
+from explorer.models.ldc_refit import SamplerRefitConfig, check_refittable, refit_sampler
 from explorer.models.ldc_vae import KDE_BANDWIDTHS, SAMPLER_TARGETS
 from explorer.models.lsr_gan import LATENT_TERMS
 from explorer.nets import PROFILES
@@ -76,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="ldc-vae: the sampler's KDE target width: scott (default) or cv (copies; reading 8)")
     p.add_argument("--sampler-kernel-scale", type=float,
                    help="ldc-vae: multiplier on the sampler's median-heuristic SVGD bandwidth (default 4; 1 = the paper's)")
+    p.add_argument("--from", dest="source", type=Path, metavar="CHECKPOINT",
+                   help="ldc-sampler: the trained ldc-vae checkpoint whose sampler net is refitted (reading 9)")
+    p.add_argument("--steps", type=int,
+                   help=f"ldc-sampler: SVGD steps of the refit (default {SamplerRefitConfig.steps})")
     p.add_argument("--vae", metavar="CHECKPOINT",
                    help="lsr-gan: the frozen base VAE (default: ar-elbo-iso-i next to the output file)")
     p.add_argument("--lambda", dest="lam", type=float,
@@ -195,7 +201,50 @@ def run_classifier(args: argparse.Namespace) -> dict:
     return metrics
 
 
-OTHER_MODELS = {"classifier": run_classifier}  # --model names that are not latent models
+def run_ldc_sampler(args: argparse.Namespace) -> dict:
+    """Reading 9 of LDC-VAE: refit the sampler net of the ``--from`` checkpoint on its frozen encoder
+    (explorer.models.ldc_refit) and write the model, its metrics and app arrays, with the refit's
+    record under ``meta["sampler_refit"]``, to OUT/<dataset>/<name> (default: the source's name).
+
+    Raises:
+        ValueError: no ``--from``, a source that is not this dataset's ldc-vae with sampler
+            components, settings out of range, or an output path that is the source itself.
+    """
+    if args.source is None:
+        raise ValueError("--model ldc-sampler needs --from CHECKPOINT, a trained ldc-vae checkpoint")
+    options = {"steps": args.steps, "particles": args.sampler_particles, "kernel_scale": args.sampler_kernel_scale,
+               "lr": args.lr}
+    cfg = SamplerRefitConfig(**{k: v for k, v in options.items() if v is not None})
+    model = load(args.source, expost=False)
+    check_refittable(model, cfg)
+    source_meta = dict(model.meta)
+    if source_meta.get("dataset") not in (None, args.dataset):
+        raise ValueError(f"--from {args.source} was trained on {source_meta['dataset']!r}, not --dataset {args.dataset!r}")
+    name = args.name or source_meta.get("name") or "ldc-vae"
+    out = model_path(args.out, args.dataset, name)
+    if out.resolve() == Path(args.source).resolve():
+        raise ValueError(f"--out would overwrite --from {args.source}; write the refitted model elsewhere")
+    device = args.device_resolved
+    say(f"[{name}] sampler refit {cfg.to_dict()} of {args.source} on {args.dataset}, {device_description(device)}")
+    started, t0 = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.time()
+    images, _ = load_dataset(args.dataset, "train", limit=args.limit)
+    codes = posterior_draws(model, images, seed=args.seed, device=device)
+    record = refit_sampler(model.to(device), codes.to(device), cfg, seed=args.seed,
+                           log=lambda s: print(f"[{name}] {s}", flush=True))
+    metrics = evaluate(model, args.dataset, name=name, device=device, seed=args.seed)
+    arrays = app_arrays(model, args.dataset, seed=args.seed, device=device, umap=not args.no_umap)
+    record.update(command=args.command, source=str(args.source), source_sha256=file_sha256(args.source),
+                  started_at=started, git_commit=git_commit(),
+                  device=device_description(device), wall_seconds=round(time.time() - t0, 1),
+                  finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    meta = {**source_meta, "name": name, "metrics": metrics, "sampler_refit": record}
+    save(model.cpu(), out, meta=meta, arrays=arrays)
+    print(f"[{name}] wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {record['wall_seconds']} s", flush=True)
+    return metrics
+
+
+OTHER_MODELS = {"classifier": run_classifier,  # --model names that are not latent models
+                "ldc-sampler": run_ldc_sampler}
 
 
 def classifier_root(args: argparse.Namespace) -> Path:
@@ -266,6 +315,13 @@ def check_args(args: argparse.Namespace) -> str | None:
     torchrun's ranks, or an --out folder that cannot be written or lacks space."""
     if args.name is not None and (problem := name_problem(args.name)):
         return f"--name: {problem}"
+    if (args.source is not None or args.steps is not None) and args.model != "ldc-sampler":
+        return "--from and --steps are only for --model ldc-sampler"
+    if args.model == "ldc-sampler":
+        try:
+            SamplerRefitConfig(**{k: v for k, v in {"steps": args.steps, "lr": args.lr}.items() if v is not None})
+        except ValueError as e:
+            return str(e)
     try:
         tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or 1e-3, seed=args.seed,
                            limit=args.limit, max_epochs=args.max_epochs, tol=args.tol)

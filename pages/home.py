@@ -6,7 +6,7 @@ from ui import state
 from ui.catalog import checkpoint_dir, checkpoints
 from ui.common import app_datasets, current_dataset, ensure_navigation
 from ui.export import chart
-from ui.plots import learning_curves
+from ui.plots import learning_curves, refit_curve
 
 ensure_navigation()
 
@@ -87,3 +87,18 @@ else:
     st.text(f"monitored: {train.get('monitor', 'n/a')}; minimum epochs {train.get('epochs', 'n/a')}, at most "
             f"{train.get('max_epochs') or train.get('epochs', 'n/a')}, tolerance {train.get('tol', 'n/a')}\n"
             f"stop: {meta.get('stop_reason') or 'not recorded (trained before the rule existed)'}")
+    refit = meta.get("sampler_refit")
+    if isinstance(refit, dict):  # LDC-VAE reading 9: the sampler net was refitted after these epochs
+        st.caption("After these epochs the sampler net was refitted on the frozen encoder, towards a GMM of the "
+                   "aggregate posterior (reading 9, explorer/models/ldc_refit.py); the per-epoch sampler-net "
+                   "values above are from before the refit. Below: the mean log-density under that GMM of 2,000 "
+                   "sampler-net draws, every 2,000 steps, and of the GMM's own draws; the lines meet when the "
+                   "sampler net draws what the GMM draws.")
+        fig = refit_curve(refit.get("curve"))
+        if fig is not None:
+            chart(fig, key=f"refit_{dataset}_{name}", filename=f"{dataset}-{name}-sampler-refit",
+                  config={"displayModeBar": False})
+        st.text(f"refit: {refit.get('steps', 'n/a')} SVGD steps, {refit.get('sets', 'n/a')} sets x "
+                f"{refit.get('particles', 'n/a')} particles, kernel scale {refit.get('kernel_scale', 'n/a')}, "
+                f"lr {refit.get('lr', 'n/a')}, GMM-{refit.get('components', 'n/a')} target, "
+                f"{refit.get('seconds', 'n/a')} s\ncommand: {refit.get('command', 'not recorded')}")

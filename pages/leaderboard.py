@@ -166,7 +166,9 @@ with st.spinner("Drawing charts ..."):
             fig = px.bar(x=s.values, y=s.index, orientation="h", title=name, log_x=log,
                          labels={"x": label + (" (log scale)" if log else ""), "y": ""}, height=120 + 22 * len(s))
             fig.update_layout(margin=dict(l=0, r=10, t=40, b=0), yaxis=dict(autorange="reversed"))
-            chart(fig, key=f"lb_bar_{name}", container=col, filename=f"{dataset}-{backbone}-{metric}-{name}")
+            # No mode bar: at this size it covers the chart's title (the column name); the HTML download stays.
+            chart(fig, key=f"lb_bar_{name}", container=col, filename=f"{dataset}-{backbone}-{metric}-{name}",
+                  config={"displayModeBar": False})
 
 st.divider()
 st.subheader("As published")

@@ -152,6 +152,21 @@ def test_home_plots_the_learning_curves_with_the_stopping_rule_first():
     assert any("converged" in t.value for t in at.text)
 
 
+def test_home_shows_the_shipped_mnist_ldc_vae_sampler_refit_after_its_epochs():
+    """Reading 9: the MNIST LDC-VAE's sampler net was refitted after training; Home says so and plots the
+    refit's log-density curve, ending closer to the GMM's own draws than it started."""
+    at = open_page("pages/home.py")
+    at.selectbox(key="home_curves_mnist").set_value("ldc-vae").run()
+    assert not at.exception, [e.value for e in at.exception]
+    refit = [c for c in at.get("plotly_chart") if c.key == "refit_mnist_ldc-vae"]
+    assert len(refit) == 1
+    sampler, own = json.loads(refit[0].proto.spec)["data"][:2]
+    assert len(sampler["x"]) >= 10 and own["y"][-1] - sampler["y"][-1] < own["y"][0] - sampler["y"][0]
+    assert any("--model ldc-sampler" in t.value for t in at.text)
+    at.selectbox(key="home_curves_mnist").set_value("vae").run()
+    assert not [c for c in at.get("plotly_chart") if c.key.startswith("refit_")]  # only where one was made
+
+
 def test_sidecars_are_not_listed_as_models_and_a_stale_one_warns(tmp_path, monkeypatch):
     src = ROOT / "checkpoints" / "mnist"
     (tmp_path / "mnist").mkdir()
@@ -385,10 +400,12 @@ def test_leaderboard_shows_the_results_and_opens_a_model_on_the_other_pages():
     assert at.multiselect(key="coverage_models_mnist").value == ["ar-elbo-iso-i", "vae"]
 
 
-def test_leaderboard_bars_of_fd_are_on_a_log_scale():
+def test_leaderboard_bars_of_fd_are_on_a_log_scale_with_no_mode_bar_over_their_titles():
     at = open_page("pages/leaderboard.py")
     bars = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
     assert bars and all(b["xaxis"].get("type") == "log" for b in bars if "sample" in b["title"]["text"])
+    charts = [c for c in at.get("plotly_chart") if c.key and c.key.startswith("lb_bar_")]
+    assert charts and all(json.loads(c.proto.config)["displayModeBar"] is False for c in charts)
 
 
 def test_leaderboard_never_ranks_by_precision_alone():

@@ -228,3 +228,23 @@ def test_a_bad_results_file_is_named_and_skipped_and_the_good_tables_still_show(
     assert at.dataframe and "vae" in at.dataframe[0].value.index
     at = open_url(page="imaginings", dataset="mnist")
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_crafted_sampler_refit_record_renders_as_text_and_its_bad_curve_points_are_skipped(tmp_path, monkeypatch):
+    """LDC-VAE reading 9's ``meta["sampler_refit"]`` comes from the file: its command is shown as text, and
+    curve entries that are not numbers are dropped from the chart, not raised on."""
+    d = tmp_path / "mnist"
+    d.mkdir()
+    curve = [{"step": 1, "sampler_loglik": -60.0, "gmm_loglik": -57.0}, {"step": "x", "sampler_loglik": 1, "gmm_loglik": 1},
+             "junk", {"step": 2, "sampler_loglik": float("inf"), "gmm_loglik": 1}, {"step": 3, "sampler_loglik": -58.0,
+                                                                                     "gmm_loglik": -57.0}]
+    record = {"steps": PAYLOADS[0], "command": PAYLOADS[1] + " " + PAYLOADS[5], "curve": curve}
+    rewrite(SRC / "ldc-vae.safetensors", d / "ldc-vae.safetensors",
+            _json_edit("meta", lambda m: {**m, "sampler_refit": record}))
+    monkeypatch.setenv("LATENT_EXPLORER_CHECKPOINTS", str(tmp_path))
+    at = open_url(page="home", dataset="mnist", model="ldc-vae")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not live_links(at)
+    refit = [c for c in at.get("plotly_chart") if c.key == "refit_mnist_ldc-vae"]
+    assert len(refit) == 1 and json.loads(refit[0].proto.spec)["data"][0]["x"] == [1, 3]
+    assert any(PAYLOADS[1] in t.value for t in at.text)  # the command, verbatim, as text

@@ -18,7 +18,7 @@ LAYERS = {
     1: ["nets", "losses", "svgd", "metrics", "metrics.frechet", "metrics.latent", "metrics.modes"],
     2: ["samplers", "samplers.gmm", "samplers.two_stage", "samplers.expost", "samplers.sidecar"],
     3: ["models", "models.base", "models.vae", "models.ar_elbo", "models.consistency", "models.ldc_vae",
-        "models.lsr_gan", "models.ae", "models.rae", "models.wae"],
+        "models.lsr_gan", "models.ldc_refit", "models.ae", "models.rae", "models.wae"],
     4: ["checkpoint"],
     5: ["classifier", "metrics.backbones", "metrics.protocol", "onnx_export", "training"],
     6: ["evaluate", "adversarial"],

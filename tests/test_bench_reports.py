@@ -32,3 +32,9 @@ def test_quality_report_prints_every_sampler_of_every_retrained_model():
     assert "#### mnist" in text and "#### fashion-mnist" in text
     assert re.search(r"^\| ar-elbo-iso-i \| gmm-10 \| [\d.]+ → \*\*[\d.]+\*\*", text, re.M)
     assert re.search(r"^\| ldc-vae \| sampler-net \|", text, re.M)
+
+
+def test_ldc_sampler_target_refuses_bad_arguments_before_loading_anything():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "ldc_sampler_target.py"), "--cov-scale", "0"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2 and "--cov-scale > 0" in out.stderr, out.stderr[-500:]

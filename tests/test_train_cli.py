@@ -120,3 +120,47 @@ def test_bad_resume_files_are_named_in_one_line(tmp_path, capsys, content, match
     assert str(resume) in err.err and "delete" in err.err
     assert not list(folder.glob(".*.tmp"))  # our own stale temp file is cleaned up on the next run
     assert "left by an interrupted write" in err.out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--model", "vae", "--from", "x.safetensors"], "--from and --steps are only for --model ldc-sampler"),
+    (["--model", "ldc-sampler"], "--model ldc-sampler needs --from CHECKPOINT"),
+    (["--model", "ldc-sampler", "--from", "x.safetensors", "--steps", "0"], "sampler refit: steps must be >= 1, got 0"),
+])
+def test_ldc_sampler_refit_arguments_are_refused_in_one_line(tmp_path, capsys, argv, match, monkeypatch):
+    monkeypatch.setattr(train_cli, "load_dataset", lambda *a, **k: pytest.fail("work started"))
+    rc = train_cli.main(argv + ["--dataset", "mnist", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and match in err and err.count("\n") == 1, err
+
+
+def test_ldc_sampler_refit_writes_a_new_checkpoint_and_keeps_its_source(tmp_path, capsys, monkeypatch):
+    """The wiring of reading 9 (the refit itself is tested in test_models_ldc_refit.py): the source
+    stays byte for byte, the output keeps the source's history and records the refit, and a source of
+    another family or dataset, or an output onto the source, is refused."""
+    torch.manual_seed(0)
+    src = tmp_path / "src" / "mnist" / "ldc-vae.safetensors"
+    src.parent.mkdir(parents=True)
+    explorer.save(build_model("ldc-vae", latent_dim=2, particles=2, sampler_components=4), src,
+                  meta={"name": "ldc-vae", "dataset": "mnist", "history": [{"epoch": 1, "train_rec": 1.0}]})
+    sha = file_sha256(src)
+    monkeypatch.setattr(train_cli, "evaluate", lambda *a, **k: {"test_mse": 1.0})  # the full test split is slow
+    monkeypatch.setattr(train_cli, "app_arrays", lambda *a, **k: {})
+    base = ["--model", "ldc-sampler", "--dataset", "mnist", "--steps", "3", "--limit", "64", "--device", "cpu"]
+    assert train_cli.main(base + ["--from", str(src), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    meta = read_metadata(tmp_path / "out" / "mnist" / "ldc-vae.safetensors")["meta"]
+    assert file_sha256(src) == sha
+    assert meta["history"] == [{"epoch": 1, "train_rec": 1.0}] and meta["metrics"] == {"test_mse": 1.0}
+    refit = meta["sampler_refit"]
+    assert refit["steps"] == 3 and refit["source"] == str(src) and refit["seeded"] and refit["n_codes"] == 64
+    assert refit["source_sha256"] == sha
+    assert refit["command"].startswith("python train.py --model ldc-sampler")
+    for argv, match in [(["--from", str(src), "--out", str(tmp_path / "src")], "--out would overwrite --from"),
+                        (["--from", str(src), "--dataset", "fashion-mnist"], "was trained on 'mnist', not --dataset"),
+                        (["--from", str(tmp_path / "nope.safetensors")], "nope.safetensors")]:
+        assert train_cli.main(base + ["--out", str(tmp_path / "x")] + argv) == 2
+        assert match in capsys.readouterr().err
+    vae = tmp_path / "vae.safetensors"
+    explorer.save(build_model("vae", latent_dim=2), vae, meta={"dataset": "mnist"})
+    assert train_cli.main(base + ["--from", str(vae), "--out", str(tmp_path / "x")]) == 2
+    assert "needs an ldc-vae checkpoint" in capsys.readouterr().err

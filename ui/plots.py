@@ -337,3 +337,22 @@ def class_histogram_bar(shares, class_names, height: int = 150) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=4, b=0), yaxis=dict(tickformat=".0%", title=None),
                       xaxis=dict(type="category", tickangle=-45, tickfont=dict(size=9)), showlegend=False)
     return fig
+
+
+def refit_curve(curve) -> go.Figure | None:
+    """LDC-VAE reading 9's refit record (``meta["sampler_refit"]["curve"]``: dicts with ``step``,
+    ``sampler_loglik`` and ``gmm_loglik``, nats) as two lines over SVGD steps: the sampler net's
+    draws and the target GMM's own draws, mean log-density under the GMM. Entries that are not such
+    dicts (a foreign or damaged file) are skipped; None when none is left."""
+    keys = ("step", "sampler_loglik", "gmm_loglik")
+    ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    rows = [r for r in (curve if isinstance(curve, list) else []) if isinstance(r, dict) and all(ok(r.get(k)) for k in keys)]
+    if not rows:
+        return None
+    steps = [r["step"] for r in rows]
+    fig = go.Figure([go.Scatter(x=steps, y=[r["sampler_loglik"] for r in rows], mode="lines+markers", name="sampler net"),
+                     go.Scatter(x=steps, y=[r["gmm_loglik"] for r in rows], mode="lines", name="the GMM's own draws",
+                                line=dict(dash="dash"))])
+    fig.update_layout(height=260, margin=dict(l=70, r=0, t=10, b=0), xaxis_title="SVGD step of the refit",
+                      yaxis_title="log-density under<br>the GMM (nats)", legend=dict(x=1, xanchor="right", y=0.5))
+    return fig

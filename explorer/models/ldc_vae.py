@@ -61,6 +61,11 @@ Readings where the paper is ambiguous (the argument and the measurements behind 
    full MNIST run under ``cv`` (35 epochs): FD 63 against gmm-10's 43, but the sampler net's
    nearest-training-image median fell to 6.25 (test images 19.2): copies (docs/readings.md). So
    ``scott`` stays the default; ``cv`` is kept as an option.
+9. **After training, the sampler net refitted towards a GMM of the aggregate posterior** on the
+   frozen encoder (:mod:`explorer.models.ldc_refit`, ``train.py --model ldc-sampler``): a smooth
+   target without a mode per training image, and one that stays put while the sampler trains.
+   The checkpoint records it under ``meta["sampler_refit"]``; the measurements are in
+   docs/readings.md.
 
 **Under torchrun (DDP).** The encoder's SVGD sets stay per image (each rank moves the
 particles of its own images; nothing crosses ranks), the code bank that the ``encoder-kde``
