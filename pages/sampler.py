@@ -38,6 +38,12 @@ n_show = c2.select_slider("Samples per grid", [16, 36, 64], value=36, key="sampl
 state.publish("sampler", models=names, projection=projection)
 
 
+def int_or(value, missing: str = "an unrecorded number of") -> str:
+    """``value`` as an integer with thousands separators when it is a whole number, else ``missing``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) < 1e15
+    return f"{int(value):,}" if ok else missing
+
+
 @st.cache_data(show_spinner="Decoding samples ...", max_entries=256)
 def sample_grid_png(dataset: str, name: str, sampler: str, n: int, version: tuple, _model) -> bytes:
     """The first ``n`` codes of ``sampler`` (stored, or drawn for ex-post samplers) decoded into a grid, as PNG bytes."""
@@ -71,6 +77,11 @@ for name, model in models:
                                "draws land where the encoder never put codes, and decode to what the decoder makes "
                                "of that region: the gap LDC-VAE's sampler net (seed 000 §V.B) and the ex-post "
                                "GMMs (Ghosh et al. 2020) exist to avoid.")
+                refit = model.meta.get("sampler_refit") if s == "sampler-net" else None
+                if isinstance(refit, dict):  # numbers from the file: formatted, never markdown
+                    st.caption(f"Refitted after training on the frozen encoder, towards a GMM of its particles "
+                               f"(reading 9, explorer.models.ldc_refit): {int_or(refit.get('steps'))} SVGD steps. "
+                               "Home shows the refit's curve.")
                 picture(sample_grid_png(dataset, name, s, int(n_show), model_version(dataset, name), model),
                         f"decode(z), z from {s}", key=f"grid_{name}_{s}", filename=f"{dataset}-{name}-{s}-samples")
                 fig = latent_scatter(a[f"{p}_test"].numpy(), a["test_labels"].numpy(), class_names(dataset),

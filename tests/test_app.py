@@ -165,6 +165,9 @@ def test_home_shows_the_shipped_mnist_ldc_vae_sampler_refit_after_its_epochs():
     assert any("--model ldc-sampler" in t.value for t in at.text)
     at.selectbox(key="home_curves_mnist").set_value("vae").run()
     assert not [c for c in at.get("plotly_chart") if c.key.startswith("refit_")]  # only where one was made
+    for dataset, shown in (("mnist", True), ("fashion-mnist", False)):  # Samplers says so under the grid
+        at = open_page("pages/sampler.py", dataset)
+        assert any("Refitted after training" in c.value and "36,000 SVGD steps" in c.value for c in at.caption) == shown
 
 
 def test_sidecars_are_not_listed_as_models_and_a_stale_one_warns(tmp_path, monkeypatch):

@@ -248,3 +248,7 @@ def test_a_crafted_sampler_refit_record_renders_as_text_and_its_bad_curve_points
     refit = [c for c in at.get("plotly_chart") if c.key == "refit_mnist_ldc-vae"]
     assert len(refit) == 1 and json.loads(refit[0].proto.spec)["data"][0]["x"] == [1, 3]
     assert any(PAYLOADS[1] in t.value for t in at.text)  # the command, verbatim, as text
+    at = open_url(page="sampler", dataset="mnist", models="ldc-vae")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not live_links(at)
+    assert any("an unrecorded number of SVGD steps" in c.value for c in at.caption)
