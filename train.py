@@ -82,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="ldc-sampler: the trained ldc-vae checkpoint whose sampler net is refitted (reading 9)")
     p.add_argument("--steps", type=int,
                    help=f"ldc-sampler: SVGD steps of the refit (default {SamplerRefitConfig.steps})")
+    p.add_argument("--gmm-components", type=int,
+                   help=f"ldc-sampler: components of the target GMM (default {SamplerRefitConfig.components})")
     p.add_argument("--vae", metavar="CHECKPOINT",
                    help="lsr-gan: the frozen base VAE (default: ar-elbo-iso-i next to the output file)")
     p.add_argument("--lambda", dest="lam", type=float,
@@ -213,7 +215,7 @@ def run_ldc_sampler(args: argparse.Namespace) -> dict:
     if args.source is None:
         raise ValueError("--model ldc-sampler needs --from CHECKPOINT, a trained ldc-vae checkpoint")
     options = {"steps": args.steps, "particles": args.sampler_particles, "kernel_scale": args.sampler_kernel_scale,
-               "lr": args.lr}
+               "lr": args.lr, "components": args.gmm_components}
     cfg = SamplerRefitConfig(**{k: v for k, v in options.items() if v is not None})
     model = load(args.source, expost=False)
     check_refittable(model, cfg)
@@ -315,11 +317,13 @@ def check_args(args: argparse.Namespace) -> str | None:
     torchrun's ranks, or an --out folder that cannot be written or lacks space."""
     if args.name is not None and (problem := name_problem(args.name)):
         return f"--name: {problem}"
-    if (args.source is not None or args.steps is not None) and args.model != "ldc-sampler":
-        return "--from and --steps are only for --model ldc-sampler"
+    refit_options = {"steps": args.steps, "lr": args.lr, "components": args.gmm_components}
+    if (args.source is not None or args.steps is not None or args.gmm_components is not None) \
+            and args.model != "ldc-sampler":
+        return "--from, --steps and --gmm-components are only for --model ldc-sampler"
     if args.model == "ldc-sampler":
         try:
-            SamplerRefitConfig(**{k: v for k, v in {"steps": args.steps, "lr": args.lr}.items() if v is not None})
+            SamplerRefitConfig(**{k: v for k, v in refit_options.items() if v is not None})
         except ValueError as e:
             return str(e)
     try:

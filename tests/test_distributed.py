@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,16 @@ def _env() -> dict:
     return {"GLOO_SOCKET_IFNAME": "lo", **env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
+# A rank that dies in C++ teardown with this message (SIGABRT) was seen once in ~20 full-suite runs on 2 busy
+# cores (stop 28) and not in 12 reruns; it is run once more, with a warning, and a second one fails the test.
+NATIVE_ABORT = "terminate called without an active exception"
+
+
 def _run(cmd: list, timeout: int = 240) -> None:
     done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 and NATIVE_ABORT in done.stderr:
+        warnings.warn(f"{cmd[-1]}: a rank aborted in native code ({NATIVE_ABORT!r}); running it once more")
+        done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{cmd} failed ({done.returncode}):\n{done.stderr[-3000:]}"
 
 

@@ -123,7 +123,8 @@ def test_bad_resume_files_are_named_in_one_line(tmp_path, capsys, content, match
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--model", "vae", "--from", "x.safetensors"], "--from and --steps are only for --model ldc-sampler"),
+    (["--model", "vae", "--from", "x.safetensors"], "--from, --steps and --gmm-components are only for --model ldc-sampler"),
+    (["--model", "ldc-sampler", "--from", "x.safetensors", "--gmm-components", "0"], "components must be >= 1, got 0"),
     (["--model", "ldc-sampler"], "--model ldc-sampler needs --from CHECKPOINT"),
     (["--model", "ldc-sampler", "--from", "x.safetensors", "--steps", "0"], "sampler refit: steps must be >= 1, got 0"),
 ])
