@@ -203,6 +203,13 @@ def run_classifier(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def refit_config(args: argparse.Namespace) -> SamplerRefitConfig:
+    """The ldc-sampler options given, over :class:`SamplerRefitConfig`'s defaults (ValueError if out of range)."""
+    options = {"steps": args.steps, "particles": args.sampler_particles, "kernel_scale": args.sampler_kernel_scale,
+               "lr": args.lr, "components": args.gmm_components}
+    return SamplerRefitConfig(**{k: v for k, v in options.items() if v is not None})
+
+
 def run_ldc_sampler(args: argparse.Namespace) -> dict:
     """Reading 9 of LDC-VAE: refit the sampler net of the ``--from`` checkpoint on its frozen encoder
     (explorer.models.ldc_refit) and write the model, its metrics and app arrays, with the refit's
@@ -214,9 +221,7 @@ def run_ldc_sampler(args: argparse.Namespace) -> dict:
     """
     if args.source is None:
         raise ValueError("--model ldc-sampler needs --from CHECKPOINT, a trained ldc-vae checkpoint")
-    options = {"steps": args.steps, "particles": args.sampler_particles, "kernel_scale": args.sampler_kernel_scale,
-               "lr": args.lr, "components": args.gmm_components}
-    cfg = SamplerRefitConfig(**{k: v for k, v in options.items() if v is not None})
+    cfg = refit_config(args)
     model = load(args.source, expost=False)
     check_refittable(model, cfg)
     source_meta = dict(model.meta)
@@ -317,13 +322,12 @@ def check_args(args: argparse.Namespace) -> str | None:
     torchrun's ranks, or an --out folder that cannot be written or lacks space."""
     if args.name is not None and (problem := name_problem(args.name)):
         return f"--name: {problem}"
-    refit_options = {"steps": args.steps, "lr": args.lr, "components": args.gmm_components}
     if (args.source is not None or args.steps is not None or args.gmm_components is not None) \
             and args.model != "ldc-sampler":
         return "--from, --steps and --gmm-components are only for --model ldc-sampler"
     if args.model == "ldc-sampler":
         try:
-            SamplerRefitConfig(**{k: v for k, v in refit_options.items() if v is not None})
+            refit_config(args)
         except ValueError as e:
             return str(e)
     try:

@@ -34,7 +34,7 @@ from explorer.metrics import feature_statistics  # noqa: E402
 from explorer.metrics.backbones import get_backbone  # noqa: E402
 from explorer.metrics.protocol import compare, reference_features, set_modes  # noqa: E402
 from explorer.samplers.gmm import GaussianMixtureSampler  # noqa: E402
-from explorer.models.ldc_refit import svgd_surrogate  # noqa: E402
+from explorer.svgd import amortized_svgd_loss  # noqa: E402
 
 
 def main():
@@ -110,7 +110,7 @@ def main():
         k = torch.randperm(cfg.sampler_components)[:a.sets].repeat_interleave(a.particles)
         zs = codes_for(k)
         opt.zero_grad()
-        svgd_surrogate(zs, gmm.log_prob, a.sets, a.kernel_scale).backward()
+        amortized_svgd_loss(zs, gmm.score(zs), a.sets, a.kernel_scale)[0].backward()
         opt.step()
     m.eval()
     measure(f"retrained {a.sets}x{a.particles}, ks {a.kernel_scale:g}, cov x{a.cov_scale:g}, {a.steps} steps"

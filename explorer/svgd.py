@@ -204,6 +204,29 @@ def svgd_direction(z: torch.Tensor, score: torch.Tensor, h: "float | torch.Tenso
     return torch.baddbmm((Kt / m) @ score, lap * (2.0 / (m * hb)), zc)
 
 
+def amortized_svgd_loss(zs: torch.Tensor, score: torch.Tensor, sets: int,
+                        kernel_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The surrogate loss that trains a sampler net by amortized SVGD: its gradient with respect to the
+    draws is -φ/N, so backpropagation moves the net's weights by -φ·∂z/∂θ (seed 000 Algorithm 1 step 7,
+    as eq. 16 does for the encoder; Feng et al. 2017).
+
+    Args:
+        zs: ``(N, d)`` draws with the graph to the net; N = ``sets`` x n, each set n >= 2 consecutive rows.
+        score: ``grad_z log p(z)`` at ``zs``, ``(N, d)``, without a graph (units 1/z).
+        sets: φ is computed within each set (:func:`svgd_direction`).
+        kernel_scale: multiplies each set's median-heuristic bandwidth h = med²/log n; > 0.
+    Returns:
+        ``(loss, phi)``: a 0-d tensor whose value carries no meaning, and φ ``(N, d)``, detached.
+    Raises:
+        ValueError: as :func:`svgd_direction`.
+    """
+    d = zs.shape[1]
+    zz = zs.detach().view(sets, -1, d)
+    h = median_bandwidth(torch.cdist(zz, zz).pow(2)) * kernel_scale
+    phi = svgd_direction(zz, score.detach().view_as(zz), h=h).reshape(-1, d)
+    return -(phi * zs).sum(1).mean(), phi
+
+
 class _AdaGradMomentum:
     """Step-size adaptation of the original SVGD code (Liu & Wang's ``svgd.py``):
     ``hist = g^2`` at the first step, then ``hist = alpha hist + (1 - alpha) g^2``, and the

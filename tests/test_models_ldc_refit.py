@@ -3,9 +3,8 @@ import pytest
 import torch
 
 from explorer.models import build_model
-from explorer.models.ldc_refit import SamplerRefitConfig, check_refittable, refit_sampler, svgd_surrogate
+from explorer.models.ldc_refit import SamplerRefitConfig, check_refittable, refit_sampler
 from explorer.samplers.gmm import GaussianMixtureSampler
-from explorer.svgd import median_bandwidth, svgd_direction
 
 
 @pytest.fixture
@@ -65,15 +64,3 @@ def test_only_an_ldc_vae_with_enough_components_is_refitted(model):
     with pytest.raises(ValueError, match=r"codes must be \(N, 2\)"):
         refit_sampler(model, torch.randn(100, 3), SamplerRefitConfig(steps=1))
 
-
-def test_the_surrogate_gradient_is_the_svgd_direction_within_each_set():
-    """d(surrogate)/dz = -φ / N, with φ computed within each set (the sets do not see each other)."""
-    g = torch.Generator().manual_seed(0)
-    zs = torch.cat([torch.randn(5, 3, generator=g), 10 + torch.randn(5, 3, generator=g)]).requires_grad_(True)
-    log_prob = lambda z: -0.5 * z.pow(2).sum(1)  # N(0, I): score -z
-    grad = torch.autograd.grad(svgd_surrogate(zs, log_prob, sets=2, kernel_scale=2.0), zs)[0]
-    zz = zs.detach().view(2, 5, 3)
-    phi = svgd_direction(zz, -zz, h=median_bandwidth(torch.cdist(zz, zz).pow(2)) * 2.0).reshape(10, 3)
-    assert torch.allclose(grad, -phi / 10, atol=1e-6)
-    alone = torch.autograd.grad(svgd_surrogate(zs[:5], log_prob, sets=1, kernel_scale=2.0), zs)[0][:5]
-    assert torch.allclose(grad[:5] * 10, alone * 5, atol=1e-6)  # the second set changes nothing in the first

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.svgd import median_bandwidth, rbf_kernel, rbf_kernel_grad, svgd_direction, svgd_sample
+from explorer.samplers.gmm import GaussianMixtureSampler
+from explorer.svgd import amortized_svgd_loss, median_bandwidth, rbf_kernel, rbf_kernel_grad, svgd_direction, svgd_sample
 
 
 def _reference(z, score):
@@ -201,3 +202,19 @@ def test_mixture_target_covers_both_modes():
 def test_cuda_matches_cpu(small):
     z, s = small
     torch.testing.assert_close(svgd_direction(z.cuda(), s.cuda()).cpu(), svgd_direction(z, s))
+
+
+def test_the_amortized_loss_gradient_is_the_svgd_direction_within_each_set():
+    """d(loss)/dz = -φ / N, with φ computed within each set (the sets do not see each other); the GMM's
+    score is that of its log-density (a one-component GMM at N(0, I): -z)."""
+    g = torch.Generator().manual_seed(0)
+    zs = torch.cat([torch.randn(5, 3, generator=g), 10 + torch.randn(5, 3, generator=g)]).requires_grad_(True)
+    normal = GaussianMixtureSampler(3, 1)  # unfitted buffers: weight 1, mean 0, identity covariance
+    assert torch.allclose(normal.score(zs), -zs.detach(), atol=1e-6)
+    loss, phi_out = amortized_svgd_loss(zs, normal.score(zs), sets=2, kernel_scale=2.0)
+    grad = torch.autograd.grad(loss, zs)[0]
+    zz = zs.detach().view(2, 5, 3)
+    phi = svgd_direction(zz, -zz, h=median_bandwidth(torch.cdist(zz, zz).pow(2)) * 2.0).reshape(10, 3)
+    assert torch.allclose(grad, -phi / 10, atol=1e-6) and torch.allclose(phi_out, phi)
+    alone = torch.autograd.grad(amortized_svgd_loss(zs[:5], -zs[:5].detach(), sets=1, kernel_scale=2.0)[0], zs)[0][:5]
+    assert torch.allclose(grad[:5] * 10, alone * 5, atol=1e-6)  # the second set changes nothing in the first

@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 
 from ..samplers.gmm import GaussianMixtureSampler
-from ..svgd import median_bandwidth, svgd_direction
+from ..svgd import amortized_svgd_loss
 from .ldc_vae import LDCVAE
 
 
@@ -51,39 +51,15 @@ class SamplerRefitConfig:
     components: int = 10
 
     def __post_init__(self):
-        checks = {"steps": self.steps >= 1, "sets": self.sets >= 1, "particles": self.particles >= 2,
-                  "kernel_scale": self.kernel_scale > 0, "lr": self.lr > 0, "components": self.components >= 1}
-        allowed = {"steps": ">= 1", "sets": ">= 1", "particles": ">= 2", "kernel_scale": "> 0", "lr": "> 0",
-                   "components": ">= 1"}
-        for name, ok in checks.items():
+        rules = {"steps": (self.steps >= 1, ">= 1"), "sets": (self.sets >= 1, ">= 1"),
+                 "particles": (self.particles >= 2, ">= 2"), "kernel_scale": (self.kernel_scale > 0, "> 0"),
+                 "lr": (self.lr > 0, "> 0"), "components": (self.components >= 1, ">= 1")}
+        for name, (ok, allowed) in rules.items():
             if not ok:
-                raise ValueError(f"sampler refit: {name} must be {allowed[name]}, got {getattr(self, name)!r}")
+                raise ValueError(f"sampler refit: {name} must be {allowed}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def svgd_surrogate(zs: torch.Tensor, log_prob: Callable[[torch.Tensor], torch.Tensor], sets: int,
-                   kernel_scale: float) -> torch.Tensor:
-    """The scalar whose gradient pushes the sampler's draws along SVGD's direction (seed 000 Algorithm 1
-    step 7; the gradient -φ·∂z/∂θ, as eq. 16 for the encoder).
-
-    Args:
-        zs: ``(sets * n, d)`` draws with the graph to the sampler net, ``n`` >= 2 consecutive draws per set.
-        log_prob: the target's log-density, ``(m, d)`` -> ``(m,)`` nats, differentiable in z.
-        sets: the number of SVGD sets; φ is computed within each.
-        kernel_scale: multiplies the median-heuristic bandwidth h = med²/log n of each set (reading 5).
-    Returns:
-        a 0-d tensor; its value carries no meaning.
-    """
-    d = zs.shape[1]
-    zd = zs.detach().requires_grad_(True)
-    with torch.enable_grad():
-        score = torch.autograd.grad(log_prob(zd).sum(), zd)[0]
-    zz = zs.detach().view(sets, -1, d)
-    h = median_bandwidth(torch.cdist(zz, zz).pow(2)) * kernel_scale
-    phi = svgd_direction(zz, score.view_as(zz), h=h).reshape(-1, d)
-    return -(phi * zs).sum(1).mean()
 
 
 def check_refittable(model: LDCVAE, cfg: SamplerRefitConfig) -> None:
@@ -144,7 +120,7 @@ def refit_sampler(model: LDCVAE, codes: torch.Tensor, cfg: SamplerRefitConfig, s
             k = torch.randperm(model.config.sampler_components)[:cfg.sets].repeat_interleave(cfg.particles)
             zs = model.sampler_codes(len(k), components=k)
             opt.zero_grad()
-            svgd_surrogate(zs, gmm.log_prob, cfg.sets, cfg.kernel_scale).backward()
+            amortized_svgd_loss(zs, gmm.score(zs), cfg.sets, cfg.kernel_scale)[0].backward()
             opt.step()
             if step % log_every == 0 or step == cfg.steps:
                 model.sampler_net.eval()  # running batch-norm statistics, as the shipped sampler draws

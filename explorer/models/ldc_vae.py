@@ -89,7 +89,7 @@ from torch import nn
 
 from ..distributed import broadcast_, gather
 from ..nets import build_nets
-from ..svgd import median_bandwidth, svgd_direction, svgd_sample
+from ..svgd import amortized_svgd_loss, svgd_direction, svgd_sample
 from .base import LatentModel, ModelConfig
 
 # Architecture per profile: the paper profile of LDC-VAE is the RAE network (000 §V.A).
@@ -365,10 +365,7 @@ class LDCVAE(LatentModel):
             score_s = kde_score(zs.detach(), self._codes, h=self.kde_scale * kde_bandwidth(self._codes))
         else:
             score_s = self._gibbs_mixture_score(zs.detach(), x, sigma2)
-        zz = zs.detach().view(sets, -1, d)
-        h_s = median_bandwidth(torch.cdist(zz, zz).pow(2)) * self.config.sampler_kernel_scale  # per set
-        phi_s = svgd_direction(zz, score_s.view_as(zz), h=h_s).reshape(-1, d)
-        sampler_surrogate = -(phi_s * zs).sum(1).mean()
+        sampler_surrogate, phi_s = amortized_svgd_loss(zs, score_s, sets, self.config.sampler_kernel_scale)
         return {"loss": rec + enc_surrogate + sampler_surrogate, **terms,
                 "phi_sampler": phi_s.norm(dim=1).mean().detach(), "kde_scale": self.kde_scale.detach().clone()}
 

@@ -70,6 +70,12 @@ class GaussianMixtureSampler(nn.Module):
         z = self.means.cpu()[k] + (self.scale_tril.cpu()[k] @ eps).squeeze(-1)
         return z.to(self.means.device)
 
+    def score(self, z: torch.Tensor) -> torch.Tensor:
+        """``grad_z log p(z)`` at codes ``(n, d)`` -> ``(n, d)`` (units 1/z), without a graph."""
+        zd = z.detach().requires_grad_(True)
+        with torch.enable_grad():
+            return torch.autograd.grad(self.log_prob(zd).sum(), zd)[0]
+
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log density of codes ``(n, d)`` -> ``(n,)`` nats."""
         comp = torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril)
