@@ -15,7 +15,9 @@ Both are fitted on the encoder means ``model.encode(x)`` of the whole training s
 LSR-GAN the base VAE's encoder; for LDC-VAE the mean of its implicit encoder), as ``gmm-10``
 (:func:`explorer.evaluate.fit_gmm`) is. Reading: Dai & Wipf's code trains its second stage on
 fresh draws z ~ q(z|x) each epoch instead; the means serve every model here, autoencoders
-without a posterior variance included, and match what the GMMs see.
+without a posterior variance included, and match what the GMMs see. A GMM-10 fitted on one draw
+z ~ q(z|x) per image instead changes no model's verdict (docs/readings.md, "Ex-post GMM";
+``bench/gmm_codes.py``).
 
 The models live in :mod:`explorer.samplers`, the file format in
 :mod:`explorer.samplers.sidecar`; their names are re-exported here.

@@ -10,7 +10,7 @@ from ui.common import (PROJECTIONS, axes_caption, axis_titles, class_names, colu
     ensure_navigation, pick_models, share_axes_toggle, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import drift_arrows, is_latent_plane, latent_scatter, mark_selected, panel_ranges
+from ui.plots import drift_arrows, is_latent_plane, latent_scatter, log_ticks, mark_selected, panel_ranges
 
 ensure_navigation()
 dataset = current_dataset()
@@ -53,6 +53,10 @@ bar = go.Figure(go.Bar(x=list(shown), y=list(shown.values()), text=list(text.val
 bar.update_layout(height=280, margin=dict(l=10, r=10, t=40, b=10),
                   yaxis=dict(type="log", title=unit if use_kl else "‖z′ − z‖² / spread"),
                   title=dict(text=title, font=dict(size=14)))
+positive = [v for v in shown.values() if v is not None and v > 0]
+if positive:  # 1-2-5 ticks labelled in full: plotly's default labels 0.5 as a bare "5" under "1"
+    ticks, labels = log_ticks(min(positive) / 2, max(positive) * 2, max_ticks=8)  # the axis pads the bars
+    bar.update_yaxes(tickvals=ticks, ticktext=labels)
 chart(bar, key="drift_bar", filename=f"{dataset}-drift-bars")
 
 

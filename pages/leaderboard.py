@@ -7,12 +7,13 @@ import plotly.express as px
 import streamlit as st
 
 from explorer.io import file_sha256
-from explorer.metrics.protocol import stale_models
+from explorer.metrics.protocol import remeasured, stale_models
 from explorer.published import PROTOCOL_DIFFERENCES, PUBLISHED_SOURCES, published_rows
 from ui import state
 from ui.catalog import checkpoints, model_version, results_tables
 from ui.common import current_dataset, ensure_navigation
 from ui.export import chart
+from ui.plots import log_ticks
 
 
 @st.cache_data(show_spinner=False)
@@ -66,6 +67,14 @@ st.markdown(f"**{state.escape_md(table['label'])}**, n = {table['n']:,} images p
             f"{state.escape_md(table['reference'])}; precision/recall with k = {table['prdc_k']} on "
             f"{table['prdc_n']:,} per side; device {state.escape_md(table['device'])}; made {state.escape_md(table['created'])}" +
             (f"; classifier test accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "") + ".")
+again, last = remeasured(table)
+present = [r.get("model") for r in table["rows"] if r.get("model") != "test-data"]
+again = [m for m in again if m in present]
+if again:  # names and dates from the file: escaped, never rendered
+    which = "every model's rows" if set(again) == set(present) else "the rows of " + ", ".join(again)
+    st.caption(f"Since then {state.escape_md(which)} were measured again on retrained checkpoints under the same "
+               f"protocol, last on {state.escape_md(last[:10] or 'an unrecorded date')}; each update's command is "
+               f"in the file's `updates` list.")
 st.code(str(table.get("command", "")), language=None, wrap_lines=True)  # a file's text: shown, never rendered
 if table["backbone"] != "inception":
     st.info(f"{state.escape_md(table['label'])} is not FID: its values are comparable only within this table.")
@@ -166,6 +175,9 @@ with st.spinner("Drawing charts ..."):
             fig = px.bar(x=s.values, y=s.index, orientation="h", title=name, log_x=log,
                          labels={"x": label + (" (log scale)" if log else ""), "y": ""}, height=120 + 22 * len(s))
             fig.update_layout(margin=dict(l=0, r=10, t=40, b=0), yaxis=dict(autorange="reversed"))
+            if log:  # 1-2-5 ticks labelled in full: plotly's default labels 200 as a bare "2" beside "100"
+                ticks, labels = log_ticks(float(s.min()), float(s.max()), max_ticks=4)  # ~250 px wide
+                fig.update_xaxes(tickvals=ticks, ticktext=labels)
             # No mode bar: at this size it covers the chart's title (the column name); the HTML download stays.
             chart(fig, key=f"lb_bar_{name}", container=col, filename=f"{dataset}-{backbone}-{metric}-{name}",
                   config={"displayModeBar": False})

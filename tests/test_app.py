@@ -298,6 +298,18 @@ def test_particle_flow_animates_towards_the_posterior():
     assert end < start  # the particles reconstruct the image better after SVGD
 
 
+def test_log_ticks_are_the_1_2_5_series_labelled_in_full():
+    assert ui.plots.log_ticks(0.46, 97.3) == ([1.0, 10.0], ["1", "10"])  # 1-2-5 would be 7 ticks, over 6
+    assert ui.plots.log_ticks(0.46, 97.3, max_ticks=8)[1] == ["0.5", "1", "2", "5", "10", "20", "50"]
+    assert ui.plots.log_ticks(14.7, 292.1)[1] == ["20", "50", "100", "200"]
+    assert ui.plots.log_ticks(0.4, 2369.0)[1] == ["1", "10", "100", "1000"]  # the 1-2-5 series would be 12 ticks
+    assert ui.plots.log_ticks(40.46, 40.46)[1] == ["40"]  # one bar: its own value
+    assert ui.plots.log_ticks(3.0, 4.0)[1] == ["3", "4"]  # inside one 1-2-5 step: the ends
+    for low, high in ((0.0, 1.0), (2.0, 1.0), (1.0, float("inf")), (float("nan"), 1.0)):
+        with pytest.raises(ValueError, match="log_ticks needs 0 < low <= high"):
+            ui.plots.log_ticks(low, high)
+
+
 def test_drift_page_switches_to_squared_distance_with_an_implicit_encoder():
     at = open_page("pages/drift.py")
     at.multiselect(key="drift_models_mnist").set_value(["vae", "ldc-vae"]).run()
@@ -305,6 +317,8 @@ def test_drift_page_switches_to_squared_distance_with_an_implicit_encoder():
     assert any("‖z′ − z‖²" in c.value for c in at.caption)
     at.multiselect(key="drift_models_mnist").set_value(["vae", "consistency-vae"]).run()
     assert any("drift KL" in c.value for c in at.caption)
+    bar = next(json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart") if c.key == "drift_bar")
+    assert bar["yaxis"]["type"] == "log" and bar["yaxis"]["ticktext"] == ["0.5", "1", "2"]  # drift KL 0.46-1.26
 
 
 @pytest.mark.fresh_server
@@ -397,6 +411,9 @@ def test_leaderboard_shows_the_results_and_opens_a_model_on_the_other_pages():
     assert not published.isna().any().any() and not (published.astype(str) == "None").any().any()
     assert not frames[0].value.isna().all().any(), "an empty column"
     assert all(f.proto.placeholder == "–" for f in frames), "missing cells must read '–', not 'None'"
+    last = max(u["created"] for u in table["updates"] if "models" in u)[:10]  # every shipped row was remeasured
+    said = [c.value.replace("\\", "") for c in at.caption]  # escaped markdown: drop the backslashes
+    assert any("every model's rows were measured again" in c and last in c for c in said)
     at.multiselect(key="lb_open_mnist").set_value(["ar-elbo-iso-i", "vae"]).run()
     assert not at.exception
     at.switch_page("pages/coverage.py").run()
@@ -407,6 +424,8 @@ def test_leaderboard_bars_of_fd_are_on_a_log_scale_with_no_mode_bar_over_their_t
     at = open_page("pages/leaderboard.py")
     bars = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
     assert bars and all(b["xaxis"].get("type") == "log" for b in bars if "sample" in b["title"]["text"])
+    logs = [b["xaxis"] for b in bars if b["xaxis"].get("type") == "log"]
+    assert logs and all(a["ticktext"] == [f"{v:g}" for v in a["tickvals"]] for a in logs), "log ticks labelled in full"
     charts = [c for c in at.get("plotly_chart") if c.key and c.key.startswith("lb_bar_")]
     assert charts and all(json.loads(c.proto.config)["displayModeBar"] is False for c in charts)
 

@@ -230,6 +230,22 @@ def test_a_bad_results_file_is_named_and_skipped_and_the_good_tables_still_show(
     assert not at.exception, [e.value for e in at.exception]
 
 
+def test_a_crafted_updates_list_on_a_results_table_renders_as_text(tmp_path, monkeypatch):
+    """The Leaderboard's "measured again" caption takes model names and a date from the file's ``updates``."""
+    results = tmp_path / "results"
+    results.mkdir()
+    table = json.loads((ROOT / "results" / "mnist-classifier.json").read_text())
+    table["updates"] = [{"models": ["vae", f"[x](http://{HOST})"], "created": f"[sign in](http://{HOST})"}, "junk",
+                        {"models": "vae"}, {"models": [1, 2]}]
+    (results / "mnist-classifier.json").write_text(json.dumps(table))
+    monkeypatch.setenv("LATENT_EXPLORER_RESULTS", str(results))
+    at = open_url(page="leaderboard", dataset="mnist")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not live_links(at)
+    said = [c.value.replace("\\", "") for c in at.caption if "measured again" in c.value]
+    assert len(said) == 1 and "the rows of vae" in said[0] and HOST not in said[0].split("last on")[0]
+
+
 def test_a_crafted_sampler_refit_record_renders_as_text_and_its_bad_curve_points_are_skipped(tmp_path, monkeypatch):
     """LDC-VAE reading 9's ``meta["sampler_refit"]`` comes from the file: its command is shown as text, and
     curve entries that are not numbers are dropped from the chart, not raised on."""

@@ -38,3 +38,10 @@ def test_ldc_sampler_target_refuses_bad_arguments_before_loading_anything():
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "ldc_sampler_target.py"), "--cov-scale", "0"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 2 and "--cov-scale > 0" in out.stderr, out.stderr[-500:]
+
+
+def test_gmm_codes_refuses_bad_arguments_before_loading_anything():
+    for args, needle in ((["--n", "10"], "--n >= 2000"), (["--models", "no-such-model"], "no-such-model: not shipped")):
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "gmm_codes.py"), *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+        assert out.returncode == 2 and needle in out.stderr, out.stderr[-500:]

@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from explorer.data import load_dataset
 from explorer.io import file_sha256
 from explorer.layout import list_models
-from explorer.metrics.protocol import evaluate_table, image_sets, merge_tables, stale_models
+from explorer.metrics.protocol import evaluate_table, image_sets, merge_tables, remeasured, stale_models
 
 
 # ---- the protocol, with a backbone mocked to a fixed linear map -------------------------------
@@ -110,6 +112,27 @@ def test_stale_models_are_those_whose_file_changed():
     table = {"checkpoints": {"a": "1", "b": "2", "gone": "3"}}
     assert stale_models(table, {"a": "1", "b": "9", "new": "4"}) == ["b"]
     assert stale_models({}, {"a": "1"}) == []  # a table without the record judges nothing
+
+
+def test_remeasured_lists_every_model_an_update_measured_and_the_last_date():
+    old = _table(rows=[("test-data", 1.0), ("a", 2.0), ("b", 3.0)])
+    merged = merge_tables(merge_tables(old, {**_table(rows=[("a", 9.0)]), "created": "2026-12-01T10:00"}),
+                          {**_table(rows=[("c", 4.0)]), "created": "2026-12-02T09:00"})
+    merged["updates"].insert(0, {"renamed": {"x": "y"}, "created": "2027-01-01"})  # a note, not a measurement
+    assert remeasured(merged) == (["a", "c"], "2026-12-02T09:00")
+    assert remeasured(old) == ([], "")
+
+
+JSONISH = hst.recursive(hst.none() | hst.booleans() | hst.integers() | hst.floats(allow_subnormal=False) | hst.text(max_size=8),
+                        lambda c: hst.lists(c, max_size=3) | hst.dictionaries(hst.sampled_from(["models", "created", "x"]), c, max_size=3),
+                        max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSONISH)
+def test_remeasured_never_raises_on_a_hand_edited_updates_list(updates):
+    models, last = remeasured({"updates": updates})
+    assert all(isinstance(m, str) for m in models) and isinstance(last, str)
 
 
 @pytest.mark.parametrize("table_path", sorted((Path(__file__).resolve().parent.parent / "results").glob("*.json")),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -322,6 +323,32 @@ def learning_curves(history: list[dict], monitor: str | None = None, columns: in
     fig.update_annotations(font_size=12)
     fig.update_xaxes(title_text="epoch", title_standoff=2, title_font_size=10)
     return fig
+
+
+def log_ticks(low: float, high: float, max_ticks: int = 6) -> tuple[list[float], list[str]]:
+    """Tick values and labels for a log axis spanning ``[low, high]`` (both > 0): the 1-2-5 series
+    (…, 0.5, 1, 2, 5, 10, 20, …) inside the range, or powers of ten alone when that gives more than
+    ``max_ticks``; each labelled in full (``"0.5"``, ``"200"``), where plotly's default labels 0.5
+    and 200 as a bare "5" and "2" beside "1" and "100". A range inside one 1-2-5 step gets its ends.
+
+    Raises:
+        ValueError: ``low`` or ``high`` not finite and > 0, or ``low > high``.
+    """
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+        raise ValueError(f"log_ticks needs 0 < low <= high, both finite; got low={low!r}, high={high!r}")
+    lo_exp, hi_exp = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    eps = 1e-9 * high
+
+    def series(mantissas):
+        return [m * 10.0 ** e for e in range(lo_exp, hi_exp + 1) for m in mantissas
+                if low - eps <= m * 10.0 ** e <= high + eps]
+
+    values = series((1, 2, 5))
+    if len(values) > max_ticks:
+        values = series((1,))
+    if len(values) < 2:
+        values = sorted({float(f"{low:.2g}"), float(f"{high:.2g}")})
+    return values, [f"{v:g}" for v in values]
 
 
 def class_histogram_bar(shares, class_names, height: int = 150) -> go.Figure:

@@ -267,6 +267,24 @@ def stale_models(table: dict, current: dict[str, str]) -> list[str]:
     return sorted(n for n, sha in recorded.items() if n in current and current[n] != sha)
 
 
+def remeasured(table: dict) -> tuple[list[str], str]:
+    """Which rows were measured after the table's first run, from its ``updates`` (written by
+    :func:`merge_tables`): ``(models, last)``, the sorted names of every model an update measured
+    again and the latest update's ``created`` string (``""`` when there is none). Entries that are
+    not ``{"models": [str, ...], "created": str}`` (a renaming note, a hand-edited file) are skipped."""
+    models, last = set(), ""
+    updates = table.get("updates")
+    for u in updates if isinstance(updates, list) else []:
+        names = u.get("models") if isinstance(u, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            continue
+        models.update(names)
+        created = u.get("created")
+        if isinstance(created, str) and created > last:
+            last = created
+    return sorted(models), last
+
+
 def write_table(table: dict, path: str | Path) -> None:
     """Write a table as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(table, indent=1, default=_json_default) + "\n").encode())
