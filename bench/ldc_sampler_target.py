@@ -19,6 +19,7 @@ below: drawn into the gaps), and the median squared distance from the first 2,00
 nearest training image (memorisation). Nothing is written.
 """
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -78,7 +79,7 @@ def main():
     t0 = time.time()
     codes = posterior_draws(m, x_train, seed=0)
     gmm = GaussianMixtureSampler(codes.shape[1], a.components).fit(codes, seed=0)
-    fit_gmm = GaussianMixtureSampler(codes.shape[1], a.components).fit(codes, seed=0)  # never rescaled
+    fit_gmm = copy.deepcopy(gmm)  # never rescaled
     test_nn = set_modes(load_dataset(a.dataset, "test")[0][:2000], clf, 10, x_train)["nn_median"]
     print(f"{a.dataset}: test images' nearest-train median {test_nn:.2f}; GMM-{a.components} fitted on "
           f"{len(codes)} encoder particles in {time.time() - t0:.0f} s", flush=True)

@@ -10,7 +10,7 @@ from ui.common import (PROJECTIONS, SAMPLER_LABELS, axis_titles, class_names, co
     current_dataset, ensure_navigation, modes_markdown, pick_models, to_grid, to_png)
 from ui.export import chart, picture
 from ui.inspect import show_selection, sticky_selection
-from ui.plots import class_histogram_bar, is_latent_plane, latent_scatter, shared_ranges
+from ui.plots import class_histogram_bar, finite_number, is_latent_plane, latent_scatter, shared_ranges
 
 PER_ROW = 3  # sampler panels per row
 
@@ -40,8 +40,7 @@ state.publish("sampler", models=names, projection=projection)
 
 def int_or(value, missing: str = "an unrecorded number of") -> str:
     """``value`` as an integer with thousands separators when it is a whole number, else ``missing``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) < 1e15
-    return f"{int(value):,}" if ok else missing
+    return f"{int(value):,}" if finite_number(value) and abs(value) < 1e15 else missing
 
 
 @st.cache_data(show_spinner="Decoding samples ...", max_entries=256)

@@ -366,14 +366,19 @@ def class_histogram_bar(shares, class_names, height: int = 150) -> go.Figure:
     return fig
 
 
+def finite_number(value) -> bool:
+    """True for a finite int or float that is not a bool: a number read from a file that can be shown."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def refit_curve(curve) -> go.Figure | None:
     """LDC-VAE reading 9's refit record (``meta["sampler_refit"]["curve"]``: dicts with ``step``,
     ``sampler_loglik`` and ``gmm_loglik``, nats) as two lines over SVGD steps: the sampler net's
     draws and the target GMM's own draws, mean log-density under the GMM. Entries that are not such
     dicts (a foreign or damaged file) are skipped; None when none is left."""
     keys = ("step", "sampler_loglik", "gmm_loglik")
-    ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-    rows = [r for r in (curve if isinstance(curve, list) else []) if isinstance(r, dict) and all(ok(r.get(k)) for k in keys)]
+    rows = [r for r in (curve if isinstance(curve, list) else [])
+            if isinstance(r, dict) and all(finite_number(r.get(k)) for k in keys)]
     if not rows:
         return None
     steps = [r["step"] for r in rows]
